@@ -1,6 +1,7 @@
 // The contract between the compute core and everything that calls it.
 // A kind is pure math: `check` runs on the main thread without tfjs (cheap, so a bad
 // request never takes a worker slot); `evaluate` runs in a worker on the active backend.
+import type { z } from 'zod'
 import type { HostTensor } from '../tensor.ts'
 
 export const KIND_NAMES = ['feature-map-contrastive', 'cpc', 'amdim-nce', 'nt-xent'] as const
@@ -42,6 +43,10 @@ export interface EvalResult {
 
 export interface TaskKind<Config = any, Options extends CommonOptions = any> {
   readonly name: KindName
+  /** zod schema of `config`, Bolts defaults applied (schemas/kinds/<kind>.ts) */
+  readonly configSchema: z.ZodType<Config>
+  /** zod schema of this kind's own options (merged with schemas/options.ts commonOptions) */
+  readonly optionsSchema: z.ZodObject<any>
   /** Tensor inputs this kind takes and whether each is a list (feature maps) or one tensor. */
   readonly inputs: Readonly<Record<string, 'tensor' | 'list'>>
   /** Whether the kind takes `params` (cpc). */
