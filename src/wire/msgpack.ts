@@ -1,0 +1,170 @@
+// THE msgpack setup, shared by HTTP bodies and WebSocket frames (../shared/spec/API.md
+// "Content types"). msgpackr does the decoding, but only after an iterative scan of the
+// bytes has checked the whole value: lengths within the buffer, nesting depth, string map
+// keys, no extension types, 64-bit integers within 2^53, nothing after the value. So a bad
+// body is one invalid_body error, never a RangeError, a stack overflow, a Set, a RegExp or a
+// BigInt. `bin` decodes as a Buffer VIEW into the body (no copy), which tensor-codec.ts
+// turns into a Float32Array view when the offset allows.
+// `__proto__` keys: msgpackr writes them as `__proto_`, so they never reach a prototype;
+// `constructor` and the rest are plain own properties.
+import { Packr, Unpackr } from 'msgpackr'
+import { LossServerError } from '../errors.ts'
+
+/** Deepest nesting of arrays/maps accepted; requests need about 6. */
+export const MAX_DEPTH = 64
+
+const unpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: true,
+  structuredClone: false,
+  moreTypes: false,
+  int64AsType: 'number', // the scan admits only 64-bit integers that are safe, so this is exact
+  copyBuffers: false
+})
+
+const packr = new Packr({
+  useRecords: false,
+  structuredClone: false,
+  moreTypes: false, // typed arrays go out as plain `bin`, not msgpackr's typed-array extension
+  skipValues: [undefined], // like JSON.stringify: an undefined field is left out
+  encodeUndefinedAsNil: true // ... and an undefined array element is nil (JSON: null)
+} as ConstructorParameters<typeof Packr>[0] & { skipValues: unknown[] })
+
+function malformed (detail: string): LossServerError {
+  return new LossServerError('invalid_body', `malformed msgpack: ${detail}`)
+}
+
+/**
+ * Decodes one msgpack value that must fill `buf` exactly. Maps become plain objects with
+ * string keys, `bin` becomes a Buffer/Uint8Array view into `buf` (keep `buf` alive and
+ * unmodified while the result is used). Throws LossServerError('invalid_body') otherwise.
+ */
+export function decode (buf: Uint8Array, opts: { maxDepth?: number } = {}): unknown {
+  if (!(buf instanceof Uint8Array)) throw malformed('body is not bytes')
+  scan(buf, opts.maxDepth ?? MAX_DEPTH)
+  try {
+    return unpackr.unpack(buf)
+  } catch (err) {
+    // unreachable after scan() unless msgpackr disagrees with it; still never a raw error
+    throw malformed(err instanceof Error ? err.message : String(err))
+  }
+}
+
+/** Encodes a response or frame: plain objects, arrays, strings, numbers, booleans, null, Uint8Array views. */
+export function encode (value: unknown): Buffer {
+  const bound = sizeBound(value, 0)
+  if (bound < LARGE) return packr.pack(value) as Buffer
+  // Large (tensor) results: one buffer of the right size up front, so each `bin` is copied
+  // exactly once (no regrowth copies) and the big buffer is not kept as msgpackr's shared
+  // scratch, which would pin it under every later small response.
+  packr.useBuffer(Buffer.allocUnsafeSlow(bound + 0x1000))
+  try {
+    return packr.pack(value) as Buffer
+  } finally {
+    packr.useBuffer(Buffer.allocUnsafeSlow(SCRATCH))
+  }
+}
+
+const LARGE = 1 << 20
+const SCRATCH = 1 << 16
+
+/** An upper bound of the encoded size (bin and str payloads plus 9 bytes per token). */
+function sizeBound (v: unknown, depth: number): number {
+  if (depth > MAX_DEPTH * 4) throw new Error('msgpack encode: value nested too deeply (a cycle?)')
+  if (v === null || typeof v !== 'object') return typeof v === 'string' ? 5 + 3 * v.length : 9
+  if (ArrayBuffer.isView(v)) return 5 + v.byteLength
+  let n = 5
+  if (Array.isArray(v)) {
+    for (const x of v) n += sizeBound(x, depth + 1)
+  } else {
+    for (const k in v) n += 5 + 3 * k.length + sizeBound((v as Record<string, unknown>)[k], depth + 1)
+  }
+  return n
+}
+
+/**
+ * Walks the tokens of one msgpack value without building it, with an explicit stack
+ * (msgpack spec: https://github.com/msgpack/msgpack/blob/master/spec.md).
+ */
+function scan (buf: Uint8Array, maxDepth: number): void {
+  const end = buf.length
+  if (end === 0) throw malformed('empty body')
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  // items still to read per open container; a map of k entries counts 2k (key, value, ...)
+  const remaining = new Float64Array(maxDepth + 1)
+  const isMap = new Uint8Array(maxDepth + 1)
+  let depth = 0
+  remaining[0] = 1
+  let pos = 0
+
+  const need = (n: number, what: string, at: number): void => {
+    if (n > end - pos) throw malformed(`truncated: ${what} at byte ${at} needs ${n} more bytes, ${end - pos} left`)
+  }
+
+  while (true) {
+    while (remaining[depth] === 0) {
+      if (depth === 0) {
+        if (pos !== end) throw malformed(`${end - pos} trailing bytes after the value (it ends at byte ${pos})`)
+        return
+      }
+      depth--
+    }
+    const isKey = isMap[depth] === 1 && remaining[depth] % 2 === 0
+    remaining[depth]--
+    if (pos >= end) throw malformed(`truncated: value expected at byte ${pos}`)
+    const at = pos
+    const t = buf[pos++]
+
+    let strLen = -1
+    let binLen = -1
+    let count = -1 // container size: array items or map entries
+    let map = false
+    if (t <= 0x7f || t >= 0xe0) { // positive / negative fixint
+    } else if (t <= 0x8f) { count = t & 0x0f; map = true
+    } else if (t <= 0x9f) { count = t & 0x0f
+    } else if (t <= 0xbf) { strLen = t & 0x1f
+    } else {
+      switch (t) {
+        case 0xc0: case 0xc2: case 0xc3: break
+        case 0xc4: need(1, 'bin 8 length', at); binLen = buf[pos]; pos += 1; break
+        case 0xc5: need(2, 'bin 16 length', at); binLen = view.getUint16(pos); pos += 2; break
+        case 0xc6: need(4, 'bin 32 length', at); binLen = view.getUint32(pos); pos += 4; break
+        case 0xca: need(4, 'float 32', at); pos += 4; break
+        case 0xcb: need(8, 'float 64', at); pos += 8; break
+        case 0xcc: case 0xd0: need(1, 'int 8', at); pos += 1; break
+        case 0xcd: case 0xd1: need(2, 'int 16', at); pos += 2; break
+        case 0xce: case 0xd2: need(4, 'int 32', at); pos += 4; break
+        case 0xcf: case 0xd3: {
+          need(8, 'int 64', at)
+          const v = (t === 0xcf ? view.getUint32(pos) : view.getInt32(pos)) * 4294967296 + view.getUint32(pos + 4)
+          if (!Number.isSafeInteger(v)) throw malformed(`64-bit integer at byte ${at} is beyond ±(2^53 - 1)`)
+          pos += 8
+          break
+        }
+        case 0xd9: need(1, 'str 8 length', at); strLen = buf[pos]; pos += 1; break
+        case 0xda: need(2, 'str 16 length', at); strLen = view.getUint16(pos); pos += 2; break
+        case 0xdb: need(4, 'str 32 length', at); strLen = view.getUint32(pos); pos += 4; break
+        case 0xdc: need(2, 'array 16 length', at); count = view.getUint16(pos); pos += 2; break
+        case 0xdd: need(4, 'array 32 length', at); count = view.getUint32(pos); pos += 4; break
+        case 0xde: need(2, 'map 16 length', at); count = view.getUint16(pos); pos += 2; map = true; break
+        case 0xdf: need(4, 'map 32 length', at); count = view.getUint32(pos); pos += 4; map = true; break
+        case 0xc1: throw malformed(`byte 0xc1 (never used) at byte ${at}`)
+        default: throw malformed(`extension type 0x${t.toString(16)} at byte ${at} is not accepted`)
+      }
+    }
+    if (isKey && strLen < 0) throw malformed(`map key at byte ${at} is not a string`)
+    if (strLen >= 0) { need(strLen, 'string', at); pos += strLen }
+    if (binLen >= 0) { need(binLen, 'bin', at); pos += binLen }
+    if (count >= 0) {
+      if (depth + 1 > maxDepth) throw malformed(`nesting deeper than ${maxDepth} at byte ${at}`)
+      const items = map ? 2 * count : count
+      // every item takes at least one byte: refuse impossible counts before anything is built
+      if (items > end - pos) throw malformed(`truncated: ${map ? 'map' : 'array'} at byte ${at} claims ${count} ${map ? 'entries' : 'items'}, only ${end - pos} bytes left`)
+      if (items > 0) {
+        depth++
+        remaining[depth] = items
+        isMap[depth] = map ? 1 : 0
+      }
+    }
+  }
+}
