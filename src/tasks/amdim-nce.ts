@@ -1,0 +1,58 @@
+// amdim-nce: Bolts' `AmdimNCELoss` with the identity mask (each sample's partner is the same
+// index), from AMDIM (Bachman et al. 2019) (../../../shared/spec/LOSSES.md "amdim-nce").
+// anchor = r_src (b, d); positive = r_trg (d, b·L), column j·L + l = location l of sample j.
+// loss = nce + regularizer; see nce-core.ts for the stable form.
+import * as tf from '@tensorflow/tfjs'
+import { LossServerError } from '../errors.ts'
+import type { HostTensor } from '../tensor.ts'
+import { amdimNceConfig, amdimNceOptions, type AmdimNceConfig, type AmdimNceOptions } from '../../schemas/kinds/amdim-nce.ts'
+import { checkBatch, checkTensor, formatShape, noParams, tensorInput } from './input-checks.ts'
+import { amdimNceFromScores } from './nce-core.ts'
+import { runWithGrads } from './run-with-grads.ts'
+import type { CommonOptions, EvalResult, TaskKind } from './types.ts'
+
+type Options = CommonOptions & AmdimNceOptions
+
+export const amdimNce: TaskKind<AmdimNceConfig, Options> = {
+  name: 'amdim-nce',
+  configSchema: amdimNceConfig,
+  optionsSchema: amdimNceOptions,
+  inputs: { anchor: 'tensor', positive: 'tensor' },
+  hasParams: false,
+
+  check (_config, inputs, params) {
+    noParams('amdim-nce', params)
+    const a = tensorInput('amdim-nce', inputs, 'anchor')
+    const p = tensorInput('amdim-nce', inputs, 'positive')
+    checkTensor(a, ['inputs', 'anchor'], 2, '(b, d)')
+    checkTensor(p, ['inputs', 'positive'], 2, '(d, b·L)')
+    const [b, d] = a.shape
+    const [dp, n] = p.shape
+    if (dp !== d) {
+      throw new LossServerError('shape_mismatch', `inputs.positive has shape ${formatShape(p.shape)}: its first dimension ${dp} must equal d = ${d} of inputs.anchor ${formatShape(a.shape)} (positive is (d, b·L))`, ['inputs', 'positive', 'shape'])
+    }
+    checkBatch(b, ['inputs', 'anchor'])
+    if (n % b !== 0) {
+      throw new LossServerError('shape_mismatch', `inputs.positive has shape ${formatShape(p.shape)}: its second dimension ${n} must be b·L, a multiple of b = ${b} from inputs.anchor ${formatShape(a.shape)}`, ['inputs', 'positive', 'shape'])
+    }
+  },
+
+  evaluate (config, inputs, _params, options): EvalResult {
+    const a = inputs.anchor as HostTensor
+    const p = inputs.positive as HostTensor
+    const [b, d] = a.shape
+    const L = p.shape[1] / b
+    const r = runWithGrads([a, p], options.gradients !== false, ([src, trg]) => {
+      // Scale the (b, d) operand by 1/sqrt(d) rather than the (b, b·L) product.
+      const raw = tf.matMul(tf.mul(src, 1 / Math.sqrt(d)), trg) as tf.Tensor2D
+      const { nce, regularizer } = amdimNceFromScores(raw, b, L, config.tclip)
+      return { loss: tf.add(nce, regularizer) as tf.Scalar, terms: tf.stack([nce, regularizer]) as tf.Tensor1D }
+    })
+    const terms = r.terms as Float32Array
+    return {
+      loss: r.loss,
+      terms: { nce: terms[0], regularizer: terms[1] },
+      ...(r.grads ? { grads: { anchor: r.grads[0], positive: r.grads[1] } } : {})
+    }
+  }
+}
