@@ -1,10 +1,16 @@
 // Every kind the server computes, by its wire name (../shared/spec/API.md `kind`).
 import type { KindName, TaskKind } from './types.ts'
 import { cpc } from './cpc.ts'
+import { featureMapContrastive } from './feature-map-contrastive.ts'
+import { amdimNce } from './amdim-nce.ts'
+import { ntXent } from './nt-xent.ts'
 
 const KINDS: Partial<Record<KindName, TaskKind>> = {
   // each kind's file adds itself here: 'nt-xent': ntXent, ...
   cpc,
+  'feature-map-contrastive': featureMapContrastive,
+  'amdim-nce': amdimNce,
+  'nt-xent': ntXent,
 }
 
 export function getKind (name: string): TaskKind | undefined {
