@@ -83,14 +83,21 @@ function fromBytes (data: Uint8Array, dtype: WireDtype, n: number, shape: number
   }
   const out = new Float32Array(n)
   if (dtype === 'float64') {
-    const f64 = byteOffset % 8 === 0 ? new Float64Array(buffer, byteOffset, n) : new Float64Array(data.slice().buffer)
+    const f64 = byteOffset % 8 === 0 ? new Float64Array(buffer, byteOffset, n) : new Float64Array(copyBytes(data))
     for (let i = 0; i < n; i++) out[i] = f64[i]
     return out
   }
-  const u16 = byteOffset % 2 === 0 ? new Uint16Array(buffer, byteOffset, n) : new Uint16Array(data.slice().buffer)
+  const u16 = byteOffset % 2 === 0 ? new Uint16Array(buffer, byteOffset, n) : new Uint16Array(copyBytes(data))
   const bits = new Uint32Array(out.buffer)
   if (dtype === 'float16') float16ToFloat32Bulk(u16, bits)
   else bfloat16ToFloat32Bulk(u16, bits)
+  return out
+}
+
+// an aligned copy; not data.slice(), which on a Node Buffer is a view, not a copy
+function copyBytes (data: Uint8Array): ArrayBuffer {
+  const out = new ArrayBuffer(data.byteLength)
+  new Uint8Array(out).set(data)
   return out
 }
 
