@@ -1,0 +1,24 @@
+// Graceful shutdown, first half: from the moment close() starts, new HTTP requests get
+// 503 not_ready (with Retry-After) while the ones in flight finish; liveness still answers.
+// (Fastify's own return503OnClosing is off: its body is not the API's error body.)
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { LossServerError } from '../../src/errors.ts'
+import { sendError } from './errors.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    lifecycle: { draining: boolean }
+  }
+}
+
+export default fp(async function lifecycle (app: FastifyInstance) {
+  const state = { draining: false }
+  app.decorate('lifecycle', state)
+  app.addHook('preClose', async () => { state.draining = true })
+  app.addHook('onRequest', async (request, reply) => {
+    if (!state.draining || request.url === '/health/live') return
+    reply.header('connection', 'close')
+    return sendError(request, reply, new LossServerError('not_ready', 'the server is shutting down; retry on another instance'))
+  })
+}, { name: 'lifecycle', dependencies: ['errors'] })

@@ -1,0 +1,28 @@
+// The WebSocket server (@fastify/websocket over ws) and the set of open stream sessions.
+// maxPayload comes from the config: a bigger frame closes the connection with 1009.
+// On close the sessions drain first (answer what is in flight, then close 1001), so a
+// SIGTERM never cuts an answer off.
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import type { FastifyInstance } from 'fastify'
+import type { StreamSession } from '../../src/stream/session.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    streams: Set<StreamSession>
+  }
+}
+
+export default fp(async function websocketPlugin (app: FastifyInstance, opts: { maxPayload: number }) {
+  const streams = new Set<StreamSession>()
+  app.decorate('streams', streams)
+  await app.register(websocket, {
+    options: { maxPayload: opts.maxPayload, perMessageDeflate: false },
+    preClose: async function () {
+      await Promise.all([...streams].map(s => s.drain()))
+      // clients that were not streams (or did not answer the close handshake) go now
+      for (const client of app.websocketServer.clients) client.terminate()
+      await new Promise<void>(resolve => app.websocketServer.close(() => resolve()))
+    }
+  })
+}, { name: 'websocket', dependencies: ['lifecycle'] })

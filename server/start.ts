@@ -1,0 +1,51 @@
+// The entry (`npm start`): read the config once, build the app, listen, and shut down
+// gracefully on SIGTERM/SIGINT: stop accepting (503 not_ready), finish in-flight work,
+// close sockets and workers, exit 0. Nothing else lives here.
+import { ConfigError, describeConfig, loadConfig, type Config } from '../src/config.ts'
+import { buildServer } from './app.ts'
+
+let config: Config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`${err.message}\n`)
+  process.exit(2)
+}
+
+const app = await buildServer(config)
+app.log.info({ config: describeConfig(config) }, 'configuration')
+
+let stopping = false
+async function shutdown (signal: string): Promise<void> {
+  if (stopping) {
+    app.log.warn(`${signal} again: exiting now`)
+    process.exit(1)
+  }
+  stopping = true
+  app.log.info(`${signal}: draining (new requests get 503), finishing in-flight work`)
+  try {
+    await app.close()
+    app.log.info('stopped')
+    process.exit(0)
+  } catch (err) {
+    app.log.error({ err }, 'error while stopping')
+    process.exit(1)
+  }
+}
+process.on('SIGTERM', () => { void shutdown('SIGTERM') })
+process.on('SIGINT', () => { void shutdown('SIGINT') })
+
+await app.listen({ host: config.host, port: config.port })
+app.pool.ready().then(
+  () => {
+    const b = app.pool.backend()
+    app.log.info({ backend: b?.backend, gpu: b?.gpu, workers: app.pool.size }, 'workers warm: ready')
+  },
+  err => {
+    if (stopping) return
+    // fail fast: a backend that cannot load will not load on a retry either
+    app.log.fatal({ err: (err as Error).message }, 'workers could not start')
+    void app.close().finally(() => process.exit(1))
+  }
+)

@@ -1,0 +1,174 @@
+// One WebSocket connection's state, without the socket (API.md "WebSocket stream"): frames
+// in, answers out tagged by id in completion order, at most `maxInFlight` evaluations at a
+// time. At the cap the connection stops reading (pause) so further frames wait in the
+// socket and TCP pushes back, instead of piling up here. An error answers its own frame and
+// keeps the connection; a dropped connection cancels what still waits for a worker.
+import { LossServerError } from '../errors.ts'
+import { decode, encode } from '../wire/msgpack.ts'
+import { zodToError } from '../compute/evaluate.ts'
+import { streamFrameEnvelope, type StreamFrameEnvelope } from '../../schemas/stream.ts'
+
+/** What the session needs of its socket. */
+export interface StreamSocket {
+  send (frame: Buffer): void
+  /** stop / restart reading frames from the network */
+  pause (): void
+  resume (): void
+  close (code: number, reason: string): void
+}
+
+/** Evaluates one validated frame; rejects with LossServerError for the client's mistakes. */
+export type FrameHandler = (frame: StreamFrameEnvelope, signal: AbortSignal) => Promise<unknown>
+
+export interface StreamSessionOptions {
+  maxInFlight: number
+  /** called once per answer (metrics): the frame's kind (or undefined), the HTTP-equivalent status */
+  onAnswer?: (kind: string | undefined, status: number, seconds: number, bytesOut: number) => void
+  /** an unexpected (non-LossServerError) failure, for the log; the client sees 'internal' */
+  onInternalError?: (err: unknown) => void
+}
+
+type FrameId = string | number | null
+
+export class StreamSession {
+  private readonly inFlight = new Map<number, AbortController>()
+  private readonly waiting: Array<{ data: Buffer, isBinary: boolean }> = []
+  private seq = 0
+  private paused = false
+  private closed = false
+  private draining?: { resolve: () => void }
+
+  constructor (private readonly socket: StreamSocket, private readonly handler: FrameHandler, private readonly options: StreamSessionOptions) {}
+
+  get active (): number { return this.inFlight.size }
+
+  /** One frame from the client. Frames that arrive after pause() wait here (the socket's own buffer). */
+  onFrame (data: Buffer, isBinary = true): void {
+    if (this.closed) return
+    if (this.draining) {
+      this.answerError(idOf(data, isBinary), undefined, new LossServerError('not_ready', 'the server is shutting down; reconnect to another instance'), 0)
+      return
+    }
+    if (this.inFlight.size >= this.options.maxInFlight) {
+      this.waiting.push({ data, isBinary })
+      this.pauseReading()
+      return
+    }
+    this.start(data, isBinary)
+  }
+
+  /** The connection went away: cancel queued work, drop answers that are still coming. */
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    this.waiting.length = 0
+    for (const c of this.inFlight.values()) c.abort()
+    this.inFlight.clear()
+    this.draining?.resolve()
+  }
+
+  /** Graceful end (SIGTERM): read nothing new, answer what is in flight, then close 1001. */
+  drain (): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.pauseReading()
+    const done = new Promise<void>(resolve => { this.draining = { resolve } })
+    // frames already read but not started are answered 'not_ready' by onFrame
+    const waiting = this.waiting.splice(0)
+    for (const w of waiting) this.onFrame(w.data, w.isBinary)
+    this.maybeFinishDrain()
+    return done
+  }
+
+  private start (data: Buffer, isBinary: boolean): void {
+    const t0 = performance.now()
+    let frame: StreamFrameEnvelope
+    try {
+      if (!isBinary) throw new LossServerError('invalid_body', 'frames are binary msgpack maps; got a text frame')
+      const parsed = streamFrameEnvelope.safeParse(decode(data))
+      if (!parsed.success) throw zodToError(parsed.error, [], 'invalid_body')
+      frame = parsed.data
+    } catch (err) {
+      this.answerError(idOf(data, isBinary), undefined, err, t0)
+      return
+    }
+    const key = ++this.seq
+    const controller = new AbortController()
+    this.inFlight.set(key, controller)
+    this.handler(frame, controller.signal).then(
+      result => this.finish(key, frame, { id: frame.id, ok: true, result }, 200, t0),
+      err => {
+        if (!this.inFlight.has(key)) return
+        this.inFlight.delete(key)
+        this.answerError(frame.id, frame.kind, err, t0)
+        this.next()
+      }
+    )
+  }
+
+  private finish (key: number, frame: StreamFrameEnvelope, answer: unknown, status: number, t0: number): void {
+    if (!this.inFlight.has(key)) return // the connection closed meanwhile
+    this.inFlight.delete(key)
+    let bytes: Buffer
+    try {
+      bytes = encode(answer)
+    } catch (err) {
+      this.answerError(frame.id, frame.kind, err, t0)
+      this.next()
+      return
+    }
+    this.socket.send(bytes)
+    this.options.onAnswer?.(frame.kind, status, (performance.now() - t0) / 1000, bytes.byteLength)
+    this.next()
+  }
+
+  private answerError (id: FrameId, kind: string | undefined, err: unknown, t0: number): void {
+    if (this.closed) return
+    let e: LossServerError
+    if (err instanceof LossServerError) e = err
+    else {
+      this.options.onInternalError?.(err)
+      e = new LossServerError('internal', 'internal error; the server log has the details')
+    }
+    const bytes = encode({ id, ok: false, error: e.toJSON() })
+    this.socket.send(bytes)
+    this.options.onAnswer?.(kind, e.status, t0 ? (performance.now() - t0) / 1000 : 0, bytes.byteLength)
+  }
+
+  /** A slot freed: start a waiting frame, or read from the socket again. */
+  private next (): void {
+    if (this.closed) return
+    while (!this.draining && this.waiting.length > 0 && this.inFlight.size < this.options.maxInFlight) {
+      const w = this.waiting.shift()!
+      this.start(w.data, w.isBinary)
+    }
+    if (this.draining) this.maybeFinishDrain()
+    else if (this.paused && this.waiting.length === 0 && this.inFlight.size < this.options.maxInFlight) {
+      this.paused = false
+      this.socket.resume()
+    }
+  }
+
+  private pauseReading (): void {
+    if (this.paused) return
+    this.paused = true
+    this.socket.pause()
+  }
+
+  private maybeFinishDrain (): void {
+    if (!this.draining || this.inFlight.size > 0) return
+    this.socket.close(1001, 'server shutting down')
+    this.close()
+  }
+}
+
+/** The id of an unreadable or invalid frame, when one can be read at all (else null). */
+function idOf (data: Buffer, isBinary: boolean): FrameId {
+  if (!isBinary) return null
+  try {
+    const v = decode(data) as { id?: unknown }
+    const id = v?.id
+    return typeof id === 'string' || (typeof id === 'number' && Number.isInteger(id)) ? id : null
+  } catch {
+    return null
+  }
+}
