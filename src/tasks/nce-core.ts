@@ -6,7 +6,7 @@
 //   s = tanh_clip(raw, tclip)
 //   p[i, l] = s[i, i·L + l]                               (gathered, not masked)
 //   n_i = logsumexp_{j≠i, l'} s[i, j·L + l']              (negatives: every other sample)
-//   nce = mean_{i,l} [ log(e^p + e^n) − p ] = mean softplus(n_i − p[i, l])
+//   nce = mean_{i,l} [ log(e^p + e^n) − p ] = mean softplus(n_i − p[i, l])   (softplus.ts)
 // The partner's block is excluded by adding −Infinity before the logsumexp rather than
 // subtracting it from a row total afterwards: (total − partner) cancels catastrophically in
 // float32 when the partner dominates. exp(−Infinity − max) is exactly 0, and so is its
@@ -14,6 +14,7 @@
 // negatives cancels mathematically, so this stable form gives the same values.
 import * as tf from '@tensorflow/tfjs'
 import { gatherRows } from './gather-rows.ts'
+import { softplus } from './softplus.ts'
 import { tanhClip } from './tanh-clip.ts'
 
 export const REGULARIZER_WEIGHT = 0.05
@@ -41,6 +42,6 @@ export function amdimNceFromScores (raw: tf.Tensor2D, b: number, L: number, tcli
   const pos = gatherRows(tf.reshape(s, [b * b, L]), diagonalRows(b)) // (b, L)
   const negs = tf.reshape(tf.add(tf.reshape(s, [b, b, L]), partnerMask(b)), [b, b * L])
   const n = tf.logSumExp(negs, 1, true) // (b, 1)
-  const nce = tf.mean(tf.softplus(tf.sub(n, pos))) as tf.Scalar
+  const nce = tf.mean(softplus(tf.sub(n, pos))) as tf.Scalar
   return { nce, regularizer }
 }

@@ -3,17 +3,19 @@
 // (../../../shared/spec/LOSSES.md "nt-xent").
 //
 // out = concat(out_1, out_2) (2b, d); logit = out·outᵀ / temperature;
-// loss = mean_k [ logsumexp_{j≠k} logit[k, j] − logit[k, partner(k)] ], partner(k) = (k + b) mod 2b.
-// The positive stays in the denominator (2b − 1 terms), by Bolts' design.
+// loss = mean_k [ logsumexp_{j≠k} logit[k, j] − p_k ], p_k = logit[k, partner(k)], partner(k) = (k + b) mod 2b.
+// The positive stays in the denominator (2b − 1 terms), by Bolts' design, so each row is
+// log(e^{p_k} + e^{n_k}) − p_k = softplus(n_k − p_k) with n_k the logsumexp over j ∉ {k, partner(k)}.
 // **fix**: Bolts exponentiates before summing (inf/NaN for large logits) and subtracts
-// e^{1/temperature} for the self term (exact only for unit rows); here the self term is masked
-// with −Infinity and each row is a logsumexp of (logit − positive), so the positive term is
-// exactly e^0 and small losses keep their precision when the logits are huge.
+// e^{1/temperature} for the self term (exact only for unit rows); here self and partner are
+// masked with −Infinity before the logsumexp and softplus.ts keeps tiny losses (dominant
+// positives) at full relative precision.
 import * as tf from '@tensorflow/tfjs'
 import { LossServerError } from '../errors.ts'
 import type { HostTensor } from '../tensor.ts'
 import { ntXentConfig, ntXentOptions, type NtXentConfig, type NtXentOptions } from '../../schemas/kinds/nt-xent.ts'
 import { gatherRows } from './gather-rows.ts'
+import { softplus } from './softplus.ts'
 import { checkBatch, checkTensor, formatShape, noParams, sameShape, tensorInput } from './input-checks.ts'
 import type { CommonOptions, EvalResult, Inputs, Params, TaskKind } from './types.ts'
 import { runWithGrads } from './run-with-grads.ts'
@@ -34,9 +36,11 @@ function positiveCells (b: number): Int32Array {
   return cells
 }
 
-function selfMask (n: number): tf.Tensor2D {
+/** (2b, 2b) additive mask: −Infinity on self and partner cells, 0 elsewhere (the negatives). */
+function negativesMask (b: number): tf.Tensor2D {
+  const n = 2 * b
   const m = new Float32Array(n * n)
-  for (let k = 0; k < n; k++) m[k * (n + 1)] = -Infinity
+  for (let k = 0; k < n; k++) { m[k * (n + 1)] = -Infinity; m[k * n + ((k + b) % n)] = -Infinity }
   return tf.tensor2d(m, [n, n], 'float32')
 }
 
@@ -49,8 +53,8 @@ export function ntXentLoss (out1: tf.Tensor2D, out2: tf.Tensor2D, temperature: n
   const out = tf.concat([a, c], 0)
   const logits = tf.matMul(tf.mul(out, 1 / temperature), out, false, true) // (2b, 2b)
   const pos = gatherRows(tf.reshape(logits, [n * n, 1]), positiveCells(b)) // (2b, 1)
-  const rows = tf.logSumExp(tf.add(tf.sub(logits, pos), selfMask(n)), 1) // (2b)
-  return tf.mean(rows) as tf.Scalar
+  const neg = tf.logSumExp(tf.add(logits, negativesMask(b)), 1, true) // (2b, 1)
+  return tf.mean(softplus(tf.sub(neg, pos))) as tf.Scalar
 }
 
 export const ntXent: TaskKind<NtXentConfig, Options> = {
