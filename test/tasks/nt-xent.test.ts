@@ -4,13 +4,13 @@ import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
 import { initBackend } from '../../src/compute/backend.ts'
 import { prepare } from '../../src/compute/evaluate.ts'
-import { LossServerError } from '../../src/errors.ts'
 import { ntXentConfig, ntXentOptions } from '../../schemas/kinds/nt-xent.ts'
 import { commonOptions } from '../../schemas/options.ts'
 import { ntXent } from '../../src/tasks/nt-xent.ts'
 import type { HostTensor } from '../../src/tensor.ts'
 import { TEST_BACKENDS } from '../helpers/backends.ts'
 import { loadFixtures, relClose, relErrNorm, toHostInputs } from '../helpers/fixtures.ts'
+import { throwsCode } from './contrastive-errors.ts'
 import { centralDiff, ntXentRef, randomTensor, to64 } from './contrastive-reference.ts'
 
 const fixtures = loadFixtures('nt-xent')
@@ -92,18 +92,6 @@ for (const backend of TEST_BACKENDS) {
     for (let i = 0; i < 100; i++) ntXent.evaluate({ temperature: 0.5 }, { out_1: o1, out_2: o2 }, undefined, opts({ normalize: i % 2 === 0, gradients: i % 3 !== 0 }))
     t.equal(tf.memory().numTensors, before, '100 evaluations leave the live tensor count unchanged')
   })
-}
-
-function throwsCode (t: Tap.Test, fn: () => unknown, code: string, path: Array<string | number>, names: RegExp, what: string): void {
-  try {
-    fn()
-    t.fail(`${what}: did not throw`)
-  } catch (err) {
-    t.ok(err instanceof LossServerError, `${what}: a LossServerError (${(err as Error).message})`)
-    t.equal((err as LossServerError).code, code, `${what}: code`)
-    t.same((err as LossServerError).path, path, `${what}: path`)
-    t.match((err as Error).message, names, `${what}: the message names the values`)
-  }
 }
 
 t.test('nt-xent config and options schemas', async t => {
