@@ -167,6 +167,7 @@ export const cpc: TaskKind<CpcConfig, CommonOptions> = {
   hasParams: true,
   check: (config, inputs, params) => checkCpc(config, inputs, params),
   evaluate (config, inputs, params, options) {
+    if (params === undefined) throw new LossServerError('invalid_body', "cpc needs 'params' (run check first)", ['params'])
     const tensors: ParamTensors = {}
     try {
       for (const [name, p] of Object.entries(params ?? {})) tensors[name] = tf.tensor(p.data, p.shape, 'float32')
