@@ -152,4 +152,14 @@ t.test('bulk conversions equal the scalar ones bit for bit', async t => {
   bad = 0
   for (let i = 0; i < 65536; i++) if (w1[i] !== f16BitsToF32(i) || w2[i] !== bf16BitsToF32(i)) bad++
   t.equal(bad, 0, 'widening')
+  // the two-at-a-time path and the one-at-a-time path: odd lengths, offsets not 4-aligned
+  for (const [off, len] of [[0, 7], [1, 8], [1, 7], [3, 1], [2, 0]]) {
+    const part = all.subarray(0x3c00 + off, 0x3c00 + off + len)
+    const a = new Uint32Array(len)
+    const b = new Uint32Array(len)
+    float16ToFloat32Bulk(part, a)
+    bfloat16ToFloat32Bulk(part, b)
+    t.same([...a], [...part].map(f16BitsToF32), `float16 widening at element offset ${off}, length ${len}`)
+    t.same([...b], [...part].map(bf16BitsToF32), `bfloat16 widening at element offset ${off}, length ${len}`)
+  }
 })
