@@ -10,12 +10,14 @@ import { loadFixtures, relClose, relErrNorm, paramGradClose, type JsonTensor } f
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const PEER = path.join(ROOT, 'bench', 'peer.py')
+// the interpreter: $PYTHON, else python3 (as test/helpers/python.ts does)
+const PYTHON = process.env.PYTHON ?? 'python3'
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
 function runPython (args: string[], stdin?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(PYTHON, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', d => { stdout += d })
@@ -28,9 +30,9 @@ function runPython (args: string[], stdin?: string): Promise<Run> {
 
 /** Why the peer cannot run here, or undefined when python3 and torch are present. */
 function missingTorch (): string | undefined {
-  const r = spawnSync('python3', ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8' })
-  if (r.error !== undefined) return `python3 not runnable: ${r.error.message}`
-  if (r.status !== 0) return `torch not importable by python3: ${r.stderr.trim().split('\n').pop() ?? ''}`
+  const r = spawnSync(PYTHON, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8' })
+  if (r.error !== undefined) return `${PYTHON} not runnable: ${r.error.message}`
+  if (r.status !== 0) return `torch not importable by ${PYTHON}: ${r.stderr.trim().split('\n').pop() ?? ''}`
   return undefined
 }
 
