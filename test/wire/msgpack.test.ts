@@ -1,13 +1,13 @@
 // The one msgpack setup: whatever the bytes, decode returns a plain value or throws
 // invalid_body (never a RangeError, a stack overflow, a Set or a BigInt), and keys never
 // reach a prototype.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Packr } from 'msgpackr'
 import { LossServerError } from '../../src/errors.ts'
 import { MAX_DEPTH, decode, encode } from '../../src/wire/msgpack.ts'
 import { Prng } from '../../src/tasks/prng.ts'
 
-function invalidBody (t: Tap, bytes: Uint8Array, re: RegExp, what: string): void {
+function invalidBody (t: Test, bytes: Uint8Array, re: RegExp, what: string): void {
   try {
     decode(bytes)
     t.fail(`${what}: decoded`)
@@ -17,7 +17,6 @@ function invalidBody (t: Tap, bytes: Uint8Array, re: RegExp, what: string): void
     t.match((e as Error).message, re, `${what}: ${(e as Error).message}`)
   }
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s/g, ''), 'hex')
 
