@@ -119,10 +119,15 @@ function scan (buf: Uint8Array, maxDepth: number): void {
     let binLen = -1
     let count = -1 // container size: array items or map entries
     let map = false
-    if (t <= 0x7f || t >= 0xe0) { // positive / negative fixint
-    } else if (t <= 0x8f) { count = t & 0x0f; map = true
-    } else if (t <= 0x9f) { count = t & 0x0f
-    } else if (t <= 0xbf) { strLen = t & 0x1f
+    if (t <= 0x7f || t >= 0xe0) {
+      // positive / negative fixint: the whole value is this byte
+    } else if (t <= 0x8f) {
+      count = t & 0x0f
+      map = true
+    } else if (t <= 0x9f) {
+      count = t & 0x0f
+    } else if (t <= 0xbf) {
+      strLen = t & 0x1f
     } else {
       switch (t) {
         case 0xc0: case 0xc2: case 0xc3: break
