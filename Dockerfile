@@ -61,7 +61,13 @@ COPY . .
 FROM cuda-node AS gpu
 # TensorFlow otherwise reserves nearly all GPU memory in the first worker process; the
 # server runs one worker process per visible GPU and tensors are allocated as they come.
+# libtensorflow 2.9.1 carries no kernels for GPUs newer than its CUDA 11.2 build knows
+# (Hopper and later): the driver compiles its PTX at first use. The cache keeps that to
+# once per container instead of once per worker process (the default cache is 256 MiB,
+# too small for TensorFlow's kernels, and sits in a home directory that does not exist).
 ENV TF_FORCE_GPU_ALLOW_GROWTH=true \
+    CUDA_CACHE_PATH=/tmp/cuda-cache \
+    CUDA_CACHE_MAXSIZE=4294967296 \
     BACKEND=tensorflow-gpu \
     HOST=0.0.0.0 \
     PORT=8080 \
