@@ -37,7 +37,8 @@ export interface RunOutcome { result: EvalResult, meta: RunMeta }
 /** What the pool emits for metrics: 'done' per finished job, 'restart' per replaced worker. */
 export interface JobRecord { kind: string, outcome: 'ok' | string, queueMs: number, computeMs: number, totalMs: number }
 
-type SlotState = 'starting' | 'idle' | 'busy' | 'stopped'
+/** replacing: killed on purpose (timeout, terminateWorker), its successor is on the way */
+type SlotState = 'starting' | 'idle' | 'busy' | 'replacing' | 'stopped'
 
 interface Job {
   id: number
@@ -131,7 +132,13 @@ export class WorkerPool extends EventEmitter {
 
   /** Kills worker `index` now, as a crash would (operations and tests); it is replaced. */
   terminateWorker (index: number): void {
-    this.slots[index]?.handle.kill()
+    this.replace(this.slots[index])
+  }
+
+  private replace (slot: Slot | undefined): void {
+    if (!slot || !slot.handle.alive) return
+    if (slot.state !== 'stopped') slot.state = 'replacing'
+    slot.handle.kill()
   }
 
   /** Stops taking jobs, lets queued and running ones finish, then stops the workers. */
@@ -166,6 +173,7 @@ export class WorkerPool extends EventEmitter {
   }
 
   private onMessage (slot: Slot, m: FromWorker): void {
+    if (slot.state === 'replacing' || slot.state === 'stopped') return // late words of a worker on its way out
     if (m.type === 'ready') {
       slot.backend = m.backend
       slot.liveTensors = m.liveTensors
@@ -254,7 +262,7 @@ export class WorkerPool extends EventEmitter {
     job.reject(new LossServerError('timeout', `the request did not finish within the ${timeoutMs / 1000} s limit; its work was abandoned`))
     // The work cannot be interrupted inside the worker: replace the worker instead of
     // letting an abandoned (or hung) evaluation hold it.
-    if (running && running.job === job) running.handle.kill()
+    if (running && running.job === job) this.replace(running)
     this.maybeIdle()
   }
 

@@ -114,8 +114,8 @@ export async function until (cond: () => boolean, what: string, ms = 60_000): Pr
   }
 }
 
-/** An nt-xent body that keeps a worker busy for a while (b 384, d 1024: ~1 GFLOP). */
-export function heavyNtXent (b = 384, d = 1024): Buffer {
+/** An nt-xent body that keeps a wasm worker busy for seconds (b 256, d 512: about 3 s here). */
+export function heavyNtXent (b = 256, d = 512): Buffer {
   const t = (seed: number): { dtype: string, shape: number[], data: Uint8Array } => {
     const f = new Float32Array(b * d)
     for (let i = 0; i < f.length; i++) f[i] = Math.sin(seed * 7919 + i) * 0.1
