@@ -24,8 +24,11 @@ export interface HostResult {
  */
 export function runWithGrads (xs: HostTensor[], gradients: boolean, fn: (xs: tf.Tensor[]) => LossParts): HostResult {
   let terms: tf.Tensor1D | undefined
+  let result: { loss: number, grads?: HostTensor[] } = { loss: NaN }
   try {
-    const result = tf.tidy(() => {
+    // The tidy returns nothing: tfjs walks a returned container element by element looking for
+    // tensors, which for host gradients of millions of floats is slow (and overflows a Set).
+    tf.tidy(() => {
       const ts = xs.map(x => tf.tensor(x.data, x.shape, 'float32'))
       const f = (...args: tf.Tensor[]): tf.Scalar => {
         const parts = fn(args)
@@ -34,11 +37,11 @@ export function runWithGrads (xs: HostTensor[], gradients: boolean, fn: (xs: tf.
         return parts.loss
       }
       if (!gradients) {
-        const loss = f(...ts)
-        return { loss: loss.dataSync()[0] }
+        result = { loss: f(...ts).dataSync()[0] }
+        return
       }
       const { value, grads } = tf.valueAndGrads(f)(ts)
-      return {
+      result = {
         loss: value.dataSync()[0],
         grads: grads.map((g, i) => ({ shape: [...xs[i].shape], data: g.dataSync() as Float32Array }))
       }
