@@ -16,6 +16,9 @@ export default fp(async function lifecycle (app: FastifyInstance) {
   const state = { draining: false }
   app.decorate('lifecycle', state)
   app.addHook('preClose', async () => { state.draining = true })
+  // answers finished while draining close their connection, so keep-alive sockets do not
+  // hold the server open for keepAliveTimeout (72 s in Fastify) after the last answer
+  app.addHook('onSend', async (_request, reply) => { if (state.draining) reply.header('connection', 'close') })
   app.addHook('onRequest', async (request, reply) => {
     if (!state.draining || request.url === '/health/live') return
     reply.header('connection', 'close')
