@@ -126,3 +126,18 @@ t.test('placement: threads by default, one process per GPU for tensorflow-gpu', 
   t.same([gpu.transport, gpu.workers], ['process', 2])
   t.same(gpu.envOf!(1), { A: '1', CUDA_VISIBLE_DEVICES: '5', TF_FORCE_GPU_ALLOW_GROWTH: 'true' })
 })
+
+t.test('the child-process transport (as tensorflow-gpu uses): results, crash, replacement', async t => {
+  const p = new WorkerPool({ placement: { backend: 'wasm', transport: 'process', workers: 1, envOf: () => ({ ...process.env, SSL_WORKER_MARK: '1' }) }, queueSize: 2, timeoutMs: 120_000 })
+  t.teardown(() => p.close())
+  await p.ready()
+  const { result, meta } = await p.run(ntXent(tensor(4, 8, 1), tensor(4, 8, 2)))
+  t.ok(Number.isFinite(result.loss))
+  t.ok((result.grads!.out_1 as HostTensor).data instanceof Float32Array, 'typed arrays survive IPC (advanced serialization)')
+  t.equal(meta.backend, 'wasm')
+  const inFlight = p.run(heavy())
+  p.terminateWorker(0) // the job went to the idle worker synchronously: it dies with it
+  await t.rejects(inFlight, { code: 'worker_failed' })
+  const again = await p.run(ntXent(tensor(4, 8, 1), tensor(4, 8, 2)))
+  t.equal(again.result.loss, result.loss, 'the replacement computes the same')
+})
