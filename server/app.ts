@@ -51,9 +51,7 @@ export function serverOptions (config: Config): FastifyServerOptions {
     // our own 503 not_ready body while draining (server/plugins/lifecycle.ts)
     return503OnClosing: false,
     requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
-    // a request's time limit is the pool's (--request-timeout); sockets may stay open that long
-    requestTimeout: 0
+    genReqId: () => randomUUID()
   }
 }
 

@@ -10,6 +10,7 @@ import { prepare } from '../../src/compute/evaluate.ts'
 import { getKind, kindNames } from '../../src/tasks/registry.ts'
 import { decodeTensorTree, encodeTensorTree, type WireForm } from '../../src/wire/tensor-codec.ts'
 import type { WireDtype } from '../../src/tensor.ts'
+import type { Params } from '../../src/tasks/types.ts'
 import type { WorkerPool } from '../../src/pool/pool.ts'
 import type { EvaluationEnvelope } from '../../schemas/request.ts'
 import type { EvaluationResponse } from '../../schemas/response.ts'
@@ -39,7 +40,7 @@ export function makeEvaluator (pool: WorkerPool, config: Pick<Config, 'maxElemen
       const prepared = prepare(kind, {
         inputs: inputs.tensors,
         ...(body.config !== undefined ? { config: body.config } : {}),
-        ...(params ? { params: params.tensors as Record<string, never> } : {}),
+        ...(params ? { params: params.tensors as Params } : {}), // lists: false, so one tensor per name
         ...(body.options !== undefined ? { options: body.options } : {})
       })
       const { result, meta } = await pool.run(prepared, {
