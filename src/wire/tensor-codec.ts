@@ -53,27 +53,31 @@ export function decodeTensor (value: unknown, path: RequestPath, limits: TensorL
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw invalid(`shape[${i}] must be a non-negative integer, got ${show(d)}`, [...path, 'shape', i])
     if (d === 0) zero = true
   }
-  // prod(shape) in floating point cannot overflow (8 dims < 2^53 each stay below 2^424) and
-  // is exact while it is at most maxElements (a safe integer); above it only the message
-  // needs the exact count, computed as a BigInt
+  // prod(shape) in floating point cannot overflow (8 dims < 2^53 each stay below 2^424); it
+  // is exact wherever it can equal the data's length, which is all the checks below need
   let n = 1
   if (!zero) for (const d of shape as number[]) n *= d
   else n = 0
-  if (n > limits.maxElements) {
-    const exact = (shape as number[]).reduce((p, d) => p * BigInt(d), 1n)
-    throw new LossServerError('too_large', `${formatPath(path) || 'tensor'}: shape [${shape.join(', ')}] claims ${exact} elements, over the limit of ${limits.maxElements} per tensor`, [...path, 'shape'])
-  }
   const dims = (shape as number[]).slice()
+  // A shape that disagrees with its data is malformed (400 invalid_tensor) whatever it claims;
+  // only a tensor that really carries more elements than the limit is too large (413). Both
+  // are decided from lengths alone, before anything is allocated.
+  if (data instanceof Uint8Array) {
+    const size = DTYPES[dtype].itemsize
+    if (data.byteLength !== n * size) throw invalid(`data has ${data.byteLength} bytes; shape [${shape.join(', ')}] of ${dtype} needs ${n * size} (${n} × ${size})`, [...path, 'data'])
+  } else if (Array.isArray(data)) {
+    if (data.length !== n) throw invalid(`data has ${data.length} numbers; shape [${shape.join(', ')}] needs ${n}`, [...path, 'data'])
+  } else {
+    throw invalid(`data must be bytes (msgpack bin) or an array of numbers (JSON), got ${show(data)}`, [...path, 'data'])
+  }
+  if (n > limits.maxElements) {
+    throw new LossServerError('too_large', `${formatPath(path) || 'tensor'}: shape [${shape.join(', ')}] has ${n} elements, over the limit of ${limits.maxElements} per tensor`, [...path, 'shape'])
+  }
   if (data instanceof Uint8Array) return { dtype, tensor: { shape: dims, data: fromBytes(data, dtype, n, dims, path) } }
-  if (Array.isArray(data)) return { dtype, tensor: { shape: dims, data: fromNumbers(data, dtype, n, dims, path) } }
-  throw invalid(`data must be bytes (msgpack bin) or an array of numbers (JSON), got ${show(data)}`, [...path, 'data'])
+  return { dtype, tensor: { shape: dims, data: fromNumbers(data, dtype, n, dims, path) } }
 }
 
 function fromBytes (data: Uint8Array, dtype: WireDtype, n: number, shape: number[], path: RequestPath): Float32Array {
-  const size = DTYPES[dtype].itemsize
-  if (data.byteLength !== n * size) {
-    throw invalid(`data has ${data.byteLength} bytes; shape [${shape.join(', ')}] of ${dtype} needs ${n * size} (${n} × ${size})`, [...path, 'data'])
-  }
   const { buffer, byteOffset } = data
   if (dtype === 'float32') {
     if (byteOffset % 4 === 0) return new Float32Array(buffer, byteOffset, n) // zero copy
@@ -102,7 +106,6 @@ function copyBytes (data: Uint8Array): ArrayBuffer {
 }
 
 function fromNumbers (data: unknown[], dtype: WireDtype, n: number, shape: number[], path: RequestPath): Float32Array {
-  if (data.length !== n) throw invalid(`data has ${data.length} numbers; shape [${shape.join(', ')}] needs ${n}`, [...path, 'data'])
   for (let i = 0; i < n; i++) {
     if (typeof data[i] !== 'number') throw invalid(`data[${i}] must be a number, got ${show(data[i])} (JSON has no NaN or Infinity)`, [...path, 'data', i])
   }
