@@ -5,12 +5,11 @@ import { featureMapContrastive } from './feature-map-contrastive.ts'
 import { amdimNce } from './amdim-nce.ts'
 import { ntXent } from './nt-xent.ts'
 
-const KINDS: Partial<Record<KindName, TaskKind>> = {
-  // each kind's file adds itself here: 'nt-xent': ntXent, ...
-  cpc,
+const KINDS: Record<KindName, TaskKind> = {
   'feature-map-contrastive': featureMapContrastive,
+  cpc,
   'amdim-nce': amdimNce,
-  'nt-xent': ntXent,
+  'nt-xent': ntXent
 }
 
 export function getKind (name: string): TaskKind | undefined {

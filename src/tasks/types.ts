@@ -4,7 +4,10 @@
 import type { z } from 'zod'
 import type { HostTensor } from '../tensor.ts'
 
-export const KIND_NAMES = ['feature-map-contrastive', 'cpc', 'amdim-nce', 'nt-xent'] as const
+import { KIND_NAMES } from '../../schemas/request.ts'
+
+// The wire names are part of the contract (schemas/); the core uses the same list.
+export { KIND_NAMES }
 export type KindName = typeof KIND_NAMES[number]
 
 /** Inputs as on the wire after decoding: a tensor or a list of tensors per name. */
