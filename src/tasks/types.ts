@@ -2,9 +2,8 @@
 // A kind is pure math: `check` runs on the main thread without tfjs (cheap, so a bad
 // request never takes a worker slot); `evaluate` runs in a worker on the active backend.
 import type { z } from 'zod'
-import type { HostTensor } from '../tensor.ts'
-
 import { KIND_NAMES } from '../../schemas/request.ts'
+import type { HostTensor } from '../tensor.ts'
 
 // The wire names are part of the contract (schemas/); the core uses the same list.
 export { KIND_NAMES }
