@@ -13,6 +13,8 @@ import pool from './plugins/pool.ts'
 import evaluator from './plugins/evaluator.ts'
 import metrics from './plugins/metrics.ts'
 import websocket from './plugins/websocket.ts'
+import security from './plugins/security.ts'
+import limits, { httpServerOptions } from './plugins/limits.ts'
 import lossRoutes from './routes/v1/loss.ts'
 import streamRoutes from './routes/v1/stream.ts'
 import healthRoutes from './routes/health/index.ts'
@@ -29,10 +31,12 @@ export async function serviceApp (app: FastifyInstance, opts: AppOptions): Promi
   const { config } = opts
   await app.register(errors, { bodyLimit: config.bodyLimit })
   await app.register(lifecycle)
+  await app.register(security, { corsOrigin: config.corsOrigin })
   await app.register(wireBody, { bodyLimit: config.bodyLimit })
   await app.register(pool, { config, ...(opts.pool ? { pool: opts.pool } : {}) })
   await app.register(evaluator, { config })
   await app.register(metrics)
+  await app.register(limits, { config })
   await app.register(websocket, { maxPayload: config.wsMaxPayload })
 
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
@@ -51,7 +55,9 @@ export function serverOptions (config: Config): FastifyServerOptions {
     // our own 503 not_ready body while draining (server/plugins/lifecycle.ts)
     return503OnClosing: false,
     requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID()
+    genReqId: () => randomUUID(),
+    // slowloris timeouts, keep-alive, the API error body for errors before a request exists
+    ...httpServerOptions(config)
   }
 }
 

@@ -1,0 +1,97 @@
+// Connection-level limits (issue 6/6 "Limits and security"), each from the config:
+// - at most --max-connections open sockets (HTTP keep-alive and WebSocket together); Node's
+//   net.Server drops the ones over the limit at accept, before they cost a request object;
+// - slowloris: headers within --header-timeout, the whole request within --body-timeout
+//   (Node's headersTimeout / requestTimeout; the clock stops once the body has arrived, so
+//   compute time is not counted), idle keep-alive sockets closed after --keep-alive-timeout;
+// - HTTP requests in flight on one connection (pipelining) at most
+//   --max-in-flight-per-connection, the same cap the WebSocket stream applies; one more is
+//   429 overloaded.
+// Errors Node raises before a request exists (timeouts, malformed request lines, oversized
+// headers) are answered with the API's error body by clientErrorHandler.
+import http from 'node:http'
+import type { Socket } from 'node:net'
+import fp from 'fastify-plugin'
+import type { FastifyHttpOptions, FastifyInstance } from 'fastify'
+import { Counter, Gauge } from 'prom-client'
+import type { Config } from '../../src/config.ts'
+import { LossServerError } from '../../src/errors.ts'
+import { sendError } from './errors.ts'
+
+type LimitConfig = Pick<Config, 'headerTimeoutMs' | 'bodyTimeoutMs' | 'keepAliveTimeoutMs'>
+
+/**
+ * Options for Fastify's http.createServer. Node checks its timeouts every
+ * connectionsCheckingInterval (30 s by default), which would let a 1 s header timeout run
+ * for 30 s: check at a quarter of the shorter timeout instead (at least every 50 ms, at most
+ * every 5 s; the check walks the open connections, cheap at --max-connections 1024).
+ */
+export function httpServerOptions (config: LimitConfig): Pick<FastifyHttpOptions<http.Server>, 'http' | 'requestTimeout' | 'keepAliveTimeout' | 'clientErrorHandler'> {
+  // Node refuses headersTimeout > requestTimeout: the headers are part of the request
+  const headersTimeout = Math.min(config.headerTimeoutMs, config.bodyTimeoutMs)
+  const interval = Math.max(50, Math.min(5000, Math.floor(headersTimeout / 4)))
+  return {
+    http: { headersTimeout, requestTimeout: config.bodyTimeoutMs, connectionsCheckingInterval: interval },
+    // Fastify sets server.requestTimeout from its own option (0, off, by default)
+    requestTimeout: config.bodyTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    clientErrorHandler
+  }
+}
+
+/** status, code and message of an error Node raised on a connection before a request existed */
+function describeClientError (err: NodeJS.ErrnoException): { status: number, code: string, message: string } {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // 408, not the catalogue's 503 'timeout' (a slow worker): the client was too slow to send
+    return { status: 408, code: 'timeout', message: 'the request (headers or body) did not arrive within the server\'s time limit' }
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW') return { status: 431, code: 'too_large', message: 'the request headers are over the size limit' }
+  return { status: 400, code: 'invalid_body', message: `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})` }
+}
+
+/**
+ * Fastify's clientErrorHandler: answers with the API error body (JSON, the request's type is
+ * unknown here) and closes the socket, as Node's default handler does. `this` is the app.
+ */
+export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const { status, code, message } = describeClientError(err)
+  this.log.debug({ code: err.code }, `client error: ${message}`)
+  if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    const body = JSON.stringify({ error: { code, message } })
+    socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
+
+export default fp(async function limits (app: FastifyInstance, opts: { config: Pick<Config, 'maxConnections' | 'maxInFlightPerConnection'> }) {
+  const { maxConnections, maxInFlightPerConnection } = opts.config
+  const server = app.server
+  server.maxConnections = maxConnections
+  const registry = app.metrics.registry
+  const dropped = new Counter({ name: 'ssl_loss_connections_dropped_total', help: 'connections refused at accept: over --max-connections', registers: [registry] })
+  server.on('drop', () => dropped.inc())
+  /* eslint-disable no-new */
+  new Gauge({
+    name: 'ssl_loss_open_connections',
+    help: 'open TCP connections (HTTP and WebSocket)',
+    registers: [registry],
+    async collect () {
+      this.set(await new Promise<number>(resolve => server.getConnections((err, n) => resolve(err ? 0 : n))))
+    }
+  })
+
+  // HTTP pipelining: count the requests of each socket between arrival and the end of the answer
+  const inFlight = new WeakMap<Socket, number>()
+  app.addHook('onRequest', async (request, reply) => {
+    const socket = request.raw.socket
+    if (!socket) return // inject() has no real socket to share
+    const n = (inFlight.get(socket) ?? 0) + 1
+    inFlight.set(socket, n)
+    reply.raw.once('close', () => inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1))
+    if (n > maxInFlightPerConnection) {
+      return sendError(request, reply, new LossServerError('overloaded', `${n} requests in flight on this connection, over the limit of ${maxInFlightPerConnection}; wait for answers or open another connection`))
+    }
+  })
+}, { name: 'limits', dependencies: ['errors', 'metrics'] })
