@@ -62,13 +62,13 @@ def to_wire(x, dtype=None):
         a = a.astype(dtype, copy=False)
     elif a.dtype.name not in ('float32', 'float16', 'float64'):
         a = a.astype(np.float32)
-    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder('<'))
+    a = np.asarray(a, dtype=a.dtype.newbyteorder('<'), order='C')  # ascontiguousarray makes 0-d arrays 1-d
     return {'dtype': a.dtype.name, 'shape': list(a.shape), 'data': a.tobytes()}
 
 
 def bfloat16_wire(a):
     """float32 NumPy values rounded to bfloat16 (nearest, ties to even, as torch does) on the wire."""
-    a = np.ascontiguousarray(a, dtype='<f4')
+    a = np.asarray(a, dtype='<f4', order='C')
     u = a.view('<u4').astype(np.uint64)
     nan = np.isnan(a)
     rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype('<u2')
