@@ -130,7 +130,9 @@ class LossClient:
         return self.request('POST', '/v1/tasks', body, idempotent=False)
 
     def list_tasks(self):
-        return self.request('GET', '/v1/tasks')
+        """GET /v1/tasks -> a list of task infos."""
+        answer = self.request('GET', '/v1/tasks')
+        return answer.get('tasks', answer) if isinstance(answer, dict) else answer
 
     def get_task(self, task_id):
         return self.request('GET', f'/v1/tasks/{task_id}')
@@ -148,10 +150,11 @@ class LossClient:
         answer = self.request('POST', f'/v1/tasks/{task_id}/loss', body, idempotent=update is False)
         return LossResult.from_answer(answer)
 
-    def export_state(self, task_id, path=None):
-        """GET /v1/tasks/{id}/state: the parameters (and optimizer state) as safetensors bytes,
-        also written to `path` when given."""
-        data = self.request('GET', f'/v1/tasks/{task_id}/state', accept=OCTETS)
+    def export_state(self, task_id, path=None, *, optimizer=None):
+        """GET /v1/tasks/{id}/state: the parameters as safetensors bytes (optimizer=True: with the
+        optimizer state, `optimizer.*` tensors), also written to `path` when given."""
+        query = '' if optimizer is None else f'?optimizer={"true" if optimizer else "false"}'
+        data = self.request('GET', f'/v1/tasks/{task_id}/state{query}', accept=OCTETS)
         if not isinstance(data, (bytes, bytearray)):
             raise LossServerError(200, 'unexpected_answer', f'state of task {task_id!r} is not application/octet-stream')
         if path is not None:
