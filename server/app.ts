@@ -13,10 +13,13 @@ import pool from './plugins/pool.ts'
 import evaluator from './plugins/evaluator.ts'
 import metrics from './plugins/metrics.ts'
 import websocket from './plugins/websocket.ts'
+import auth from './plugins/auth.ts'
+import store from './plugins/store.ts'
 import security from './plugins/security.ts'
 import limits, { httpServerOptions } from './plugins/limits.ts'
 import lossRoutes from './routes/v1/loss.ts'
 import streamRoutes from './routes/v1/stream.ts'
+import taskRoutes from './routes/v1/tasks.ts'
 import healthRoutes from './routes/health/index.ts'
 import metricsRoutes from './routes/metrics.ts'
 import docsRoutes from './routes/docs.ts'
@@ -35,6 +38,8 @@ export async function serviceApp (app: FastifyInstance, opts: AppOptions): Promi
   await app.register(wireBody, { bodyLimit: config.bodyLimit })
   await app.register(pool, { config, ...(opts.pool ? { pool: opts.pool } : {}) })
   await app.register(evaluator, { config })
+  await app.register(auth, { config })
+  await app.register(store, { config })
   await app.register(metrics)
   await app.register(limits, { config })
   await app.register(websocket, { maxPayload: config.wsMaxPayload })
@@ -42,6 +47,7 @@ export async function serviceApp (app: FastifyInstance, opts: AppOptions): Promi
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
 
   await app.register(lossRoutes, { prefix: '/v1' })
+  await app.register(taskRoutes, { prefix: '/v1', bodyLimit: config.bodyLimit })
   await app.register(streamRoutes, { prefix: '/v1', maxInFlight: config.maxInFlightPerConnection })
   await app.register(healthRoutes, { prefix: '/health' })
   await app.register(metricsRoutes)
@@ -50,7 +56,8 @@ export async function serviceApp (app: FastifyInstance, opts: AppOptions): Promi
 
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
-    logger: { level: config.logLevel },
+    // the API key never reaches the log
+    logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: config.bodyLimit,
     // our own 503 not_ready body while draining (server/plugins/lifecycle.ts)
     return503OnClosing: false,

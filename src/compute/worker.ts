@@ -9,7 +9,8 @@ import { initBackend, liveTensors, type BackendChoice } from './backend.ts'
 import { evaluate, prepare } from './evaluate.ts'
 import { getKind } from '../tasks/registry.ts'
 import { transferList } from '../pool/transfer.ts'
-import type { FromWorker, ToWorker, WireError } from '../pool/messages.ts'
+import type { FromWorker, TaskReply, ToWorker, WireError } from '../pool/messages.ts'
+import { InstanceHost } from '../store/held.ts'
 
 interface Channel {
   send (msg: FromWorker, transfer?: ArrayBuffer[]): void
@@ -44,10 +45,22 @@ function toWireError (err: unknown): WireError {
   return { code: 'internal', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }
 }
 
+/** Buffers of a task reply that may move: every array in it is this worker's own copy. */
+function replyTransfer (reply: TaskReply): ArrayBuffer[] {
+  if (reply.op === 'loss') return transferList([reply.result.grads, reply.result.paramGrads])
+  if (reply.op !== 'export') return []
+  const arrays = [...Object.values(reply.state.params), ...Object.values(reply.state.optimizer ?? {})]
+  return [...new Set(arrays.map(a => a.buffer as ArrayBuffer))]
+}
+
 async function main (): Promise<void> {
   const ch = channel()
+  const instances = new InstanceHost(undefined)
   ch.onMessage(msg => {
-    if (msg.type === 'init') {
+    if (msg.type === 'configure') {
+      instances.configure(msg.store)
+    } else if (msg.type === 'init') {
+      if (msg.store) instances.configure(msg.store)
       const t0 = performance.now()
       initBackend(msg.backend as BackendChoice)
         .then(info => {
@@ -68,7 +81,21 @@ async function main (): Promise<void> {
         tf.engine().endScope()
         ch.send({ type: 'error', job: msg.job, error: toWireError(err), computeMs: performance.now() - t0, liveTensors: liveTensors() })
       }
+    } else if (msg.type === 'task') {
+      const t0 = performance.now()
+      // instance parameters are kept (tf.keep) past this scope; everything else is freed
+      tf.engine().startScope()
+      try {
+        const reply = instances.run(msg.op)
+        tf.engine().endScope()
+        ch.send({ type: 'task_result', job: msg.job, reply, computeMs: performance.now() - t0, liveTensors: liveTensors() }, replyTransfer(reply))
+      } catch (err) {
+        tf.engine().endScope()
+        ch.send({ type: 'error', job: msg.job, error: toWireError(err), computeMs: performance.now() - t0, liveTensors: liveTensors() })
+      }
     } else if (msg.type === 'stop') {
+      // --checkpoint-every > 1: steps not yet on disk are written before a graceful exit
+      instances.flush()
       process.exit(0)
     }
   })

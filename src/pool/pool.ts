@@ -7,7 +7,7 @@ import { LossServerError } from '../errors.ts'
 import type { BackendInfo } from '../compute/backend.ts'
 import type { PreparedRequest } from '../compute/evaluate.ts'
 import type { EvalResult } from '../tasks/types.ts'
-import type { FromWorker } from './messages.ts'
+import type { FromWorker, StoreSettings, TaskOp, TaskReply } from './messages.ts'
 import { BoundedQueue } from './queue.ts'
 import { transferList } from './transfer.ts'
 import { WorkerHandle } from './worker-handle.ts'
@@ -21,6 +21,8 @@ export interface PoolOptions {
   timeoutMs: number
   /** delay before replacing a worker that failed to start (doubles, at most 30 s) */
   restartDelayMs?: number
+  /** task instances: where workers keep checkpoints; without it, task ops fail 'unavailable' */
+  store?: StoreSettings
 }
 
 export interface RunOptions {
@@ -33,6 +35,7 @@ export interface RunOptions {
 
 export interface RunMeta { backend: string, worker: number, queue_ms: number, compute_ms: number }
 export interface RunOutcome { result: EvalResult, meta: RunMeta }
+export interface TaskOutcome { reply: TaskReply, meta: RunMeta }
 
 /** What the pool emits for metrics: 'done' per finished job, 'restart' per replaced worker. */
 export interface JobRecord { kind: string, outcome: 'ok' | string, queueMs: number, computeMs: number, totalMs: number }
@@ -40,11 +43,18 @@ export interface JobRecord { kind: string, outcome: 'ok' | string, queueMs: numb
 /** replacing: killed on purpose (timeout, terminateWorker), its successor is on the way */
 type SlotState = 'starting' | 'idle' | 'busy' | 'replacing' | 'stopped'
 
+/** What a job asks of a worker: a stateless evaluation, or an op on a task instance. */
+type Payload = { type: 'eval', request: PreparedRequest } | { type: 'task', op: TaskOp }
+
 interface Job {
   id: number
-  request: PreparedRequest
+  payload: Payload
+  /** the kind, for metrics */
+  kind: string
+  /** only this worker may run it (a task instance's home); FIFO among the jobs it may run */
+  affinity?: number
   owned?: ReadonlySet<ArrayBufferLike>
-  resolve: (o: RunOutcome) => void
+  resolve: (o: RunOutcome | TaskOutcome) => void
   reject: (e: LossServerError) => void
   enqueuedAt: number
   startedAt?: number
@@ -74,10 +84,12 @@ export class WorkerPool extends EventEmitter {
   private settleFirstReady!: { resolve: () => void, reject: (e: Error) => void }
   private everReady = false
   private jobSeq = 0
+  private store?: StoreSettings
 
   constructor (readonly options: PoolOptions) {
     super()
     this.queue = new BoundedQueue<Job>(options.queueSize)
+    if (options.store) this.store = options.store
     this.firstReady = new Promise((resolve, reject) => { this.settleFirstReady = { resolve, reject } })
     this.firstReady.catch(() => {}) // observed through ready()
     for (let i = 0; i < options.placement.workers; i++) this.slots.push(this.spawn(i, 0))
@@ -110,14 +122,29 @@ export class WorkerPool extends EventEmitter {
    * 'worker_failed' (the worker died with the job).
    */
   run (request: PreparedRequest, opts: RunOptions = {}): Promise<RunOutcome> {
+    return this.submit({ type: 'eval', request }, request.kind, undefined, opts) as Promise<RunOutcome>
+  }
+
+  /**
+   * Runs an op on a task instance in worker `worker` (its home, where its parameters live).
+   * Jobs for one worker start in arrival order, so the calls on one instance are serialised;
+   * the queue limit, deadlines and cancellation are those of run().
+   */
+  runTask (op: TaskOp, worker: number, opts: RunOptions = {}): Promise<TaskOutcome> {
+    if (!Number.isInteger(worker) || worker < 0 || worker >= this.slots.length) return Promise.reject(new LossServerError('internal', `no worker ${worker}`))
+    const kind = op.op === 'create' ? op.meta.kind : op.kind
+    return this.submit({ type: 'task', op }, kind, worker, opts) as Promise<TaskOutcome>
+  }
+
+  private submit (payload: Payload, kind: string, affinity: number | undefined, opts: RunOptions): Promise<RunOutcome | TaskOutcome> {
     if (this.closing) return Promise.reject(new LossServerError('not_ready', 'the server is shutting down'))
     if (opts.signal?.aborted) return Promise.reject(new LossServerError('unavailable', 'the client went away'))
-    const idle = this.slots.find(s => s.state === 'idle')
+    const idle = affinity === undefined ? this.slots.find(s => s.state === 'idle') : (this.slots[affinity].state === 'idle' ? this.slots[affinity] : undefined)
     if (!idle && this.queue.full) {
-      return Promise.reject(new LossServerError('overloaded', `all ${this.slots.length} workers are busy and ${this.queue.length} requests wait (queue size ${this.queue.capacity}); retry later`))
+      return Promise.reject(new LossServerError('overloaded', `${affinity === undefined ? `all ${this.slots.length} workers are` : `worker ${affinity} (this task instance's home) is`} busy and ${this.queue.length} requests wait (queue size ${this.queue.capacity}); retry later`))
     }
-    return new Promise<RunOutcome>((resolve, reject) => {
-      const job: Job = { id: ++this.jobSeq, request, resolve, reject, enqueuedAt: performance.now(), settled: false, ...(opts.owned ? { owned: opts.owned } : {}) }
+    return new Promise<RunOutcome | TaskOutcome>((resolve, reject) => {
+      const job: Job = { id: ++this.jobSeq, payload, kind, resolve, reject, enqueuedAt: performance.now(), settled: false, ...(affinity !== undefined ? { affinity } : {}), ...(opts.owned ? { owned: opts.owned } : {}) }
       const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs
       job.timer = setTimeout(() => this.onTimeout(job, timeoutMs), timeoutMs)
       if (opts.signal) {
@@ -128,6 +155,16 @@ export class WorkerPool extends EventEmitter {
       if (idle) this.start(idle, job)
       else this.queue.push(job)
     })
+  }
+
+  /**
+   * Tells every worker (and every later replacement) where task instances are kept. The
+   * server's store calls it once before its first task op; a pool built without it refuses
+   * task ops with 'unavailable'.
+   */
+  configureStore (store: StoreSettings): void {
+    this.store = store
+    for (const s of this.slots) s.handle.send({ type: 'configure', store })
   }
 
   /** Kills worker `index` now, as a crash would (operations and tests); it is replaced. */
@@ -168,7 +205,7 @@ export class WorkerPool extends EventEmitter {
     handle.on('message', (m: FromWorker) => this.onMessage(slot, m))
     handle.on('error', () => {}) // an uncaught error in the worker; its 'exit' follows and is handled there
     handle.on('exit', () => this.onExit(slot))
-    handle.send({ type: 'init', backend: placement.backend, worker: index })
+    handle.send({ type: 'init', backend: placement.backend, worker: index, ...(this.store ? { store: this.store } : {}) })
     return slot
   }
 
@@ -197,10 +234,10 @@ export class WorkerPool extends EventEmitter {
       slot.job = undefined
       slot.state = 'idle'
       if (!job.settled) {
-        if (m.type === 'result') {
+        if (m.type === 'result' || m.type === 'task_result') {
           const meta = { backend: slot.backend?.backend ?? 'unknown', worker: slot.index, queue_ms: round(job.startedAt! - job.enqueuedAt), compute_ms: round(m.computeMs) }
           this.finish(job, 'ok', m.computeMs)
-          job.resolve({ result: m.result, meta })
+          job.resolve(m.type === 'result' ? { result: m.result, meta } : { reply: m.reply, meta })
         } else {
           this.finish(job, m.error.code, m.computeMs)
           job.reject(LossServerError.fromJSON(m.error))
@@ -239,13 +276,23 @@ export class WorkerPool extends EventEmitter {
     slot.job = job
     job.slot = slot
     job.startedAt = performance.now()
-    const transfer = transferList([job.request.inputs, job.request.params], job.owned)
-    slot.handle.send({ type: 'eval', job: job.id, request: job.request }, transfer)
+    const p = job.payload
+    if (p.type === 'eval') {
+      const transfer = transferList([p.request.inputs, p.request.params], job.owned)
+      slot.handle.send({ type: 'eval', job: job.id, request: p.request }, transfer)
+      return
+    }
+    const op = p.op
+    let transfer: ArrayBuffer[] = []
+    if (op.op === 'loss') transfer = transferList([op.request.inputs], job.owned)
+    // imported state: arrays the caller made for this op alone
+    else if (op.op === 'import') transfer = [...new Set([...Object.values(op.state.params), ...Object.values(op.state.optimizer ?? {})].map(a => a.buffer as ArrayBuffer))]
+    slot.handle.send({ type: 'task', job: job.id, op }, transfer)
   }
 
   private dispatch (slot: Slot): void {
     if (slot.state !== 'idle') return
-    const next = this.queue.shift()
+    const next = this.queue.takeFirst(j => j.affinity === undefined || j.affinity === slot.index)
     if (next) this.start(slot, next)
     else this.maybeIdle()
   }
@@ -279,7 +326,7 @@ export class WorkerPool extends EventEmitter {
     if (job.signal && job.onAbort) job.signal.removeEventListener('abort', job.onAbort)
     const now = performance.now()
     const queueMs = (job.startedAt ?? now) - job.enqueuedAt
-    const record: JobRecord = { kind: job.request.kind, outcome, queueMs, computeMs, totalMs: now - job.enqueuedAt }
+    const record: JobRecord = { kind: job.kind, outcome, queueMs, computeMs, totalMs: now - job.enqueuedAt }
     this.emit('done', record)
   }
 }

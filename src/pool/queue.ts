@@ -20,6 +20,12 @@ export class BoundedQueue<T> {
     return this.items.shift()
   }
 
+  /** Takes out the oldest item that `fits` (a worker takes the first job it may run). */
+  takeFirst (fits: (item: T) => boolean): T | undefined {
+    const i = this.items.findIndex(fits)
+    return i < 0 ? undefined : this.items.splice(i, 1)[0]
+  }
+
   /** Takes out a waiting item; false when it is no longer waiting. */
   remove (item: T): boolean {
     const i = this.items.indexOf(item)

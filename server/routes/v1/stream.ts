@@ -1,13 +1,13 @@
 // GET /v1/stream (WebSocket): many evaluations over one connection (API.md "WebSocket stream").
 // The per-connection logic is src/stream/session.ts; this wires it to a ws socket.
 import type { FastifyInstance } from 'fastify'
-import { LossServerError } from '../../../src/errors.ts'
 import { StreamSession } from '../../../src/stream/session.ts'
 import type { StreamFrameEnvelope } from '../../../schemas/stream.ts'
 
 export default async function streamRoutes (app: FastifyInstance, opts: { maxInFlight: number }): Promise<void> {
-  const handle = (frame: StreamFrameEnvelope, signal: AbortSignal): Promise<unknown> => {
-    if (frame.task !== undefined) return Promise.reject(new LossServerError('unknown_task', `no task instance '${frame.task}'`, ['task']))
+  // `task` frames go to the instance (server/plugins/store.ts), as the caller's key sees it
+  const handle = (frame: StreamFrameEnvelope, signal: AbortSignal, owner: string | null): Promise<unknown> => {
+    if (frame.task !== undefined) return app.tasks.evaluate(frame.task, owner, frame, { form: 'msgpack', signal })
     const { config, inputs, params, options } = frame
     return app.evaluator.evaluate(frame.kind!, { config, inputs, params, options }, { form: 'msgpack', signal })
   }
@@ -18,7 +18,7 @@ export default async function streamRoutes (app: FastifyInstance, opts: { maxInF
       pause: () => socket.pause(),
       resume: () => socket.resume(),
       close: (code, reason) => socket.close(code, reason)
-    }, handle, {
+    }, (frame, signal) => handle(frame, signal, request.owner), {
       maxInFlight: opts.maxInFlight,
       onAnswer: (kind, status, seconds, bytes) => {
         app.metrics.request(kind ?? 'unknown', 'ws', status, seconds)
