@@ -7,8 +7,8 @@ import { LossServerError } from '../errors.ts'
 import type { HostTensor } from '../tensor.ts'
 import { amdimNceConfig, amdimNceOptions, type AmdimNceConfig, type AmdimNceOptions } from '../../schemas/kinds/amdim-nce.ts'
 import { checkBatch, checkTensor, formatShape, noParams, tensorInput } from './input-checks.ts'
-import { amdimNceFromScores } from './nce-core.ts'
-import { runWithGrads } from './run-with-grads.ts'
+import { amdimNce as amdimNceScores } from './nce-core.ts'
+import { checkFiniteLoss } from './run-with-grads.ts'
 import type { CommonOptions, EvalResult, TaskKind } from './types.ts'
 
 type Options = CommonOptions & AmdimNceOptions
@@ -42,17 +42,30 @@ export const amdimNce: TaskKind<AmdimNceConfig, Options> = {
     const p = inputs.positive as HostTensor
     const [b, d] = a.shape
     const L = p.shape[1] / b
-    const r = runWithGrads([a, p], options.gradients !== false, ([src, trg]) => {
+    const want = options.gradients !== false
+    let terms: Float32Array = new Float32Array(3)
+    let grads: { anchor: HostTensor, positive: HostTensor } | undefined
+    // One tidy, nothing returned (see run-with-grads.ts); gradients written out (nce-core.ts).
+    tf.tidy(() => {
+      const src = tf.tensor2d(a.data, [b, d], 'float32')
+      const trg = tf.tensor2d(p.data, [d, b * L], 'float32')
       // Scale the (b, d) operand by 1/sqrt(d) rather than the (b, b·L) product.
-      const raw = tf.matMul(tf.mul(src, 1 / Math.sqrt(d)), trg) as tf.Tensor2D
-      const { nce, regularizer } = amdimNceFromScores(raw, b, L, config.tclip)
-      return { loss: tf.add(nce, regularizer) as tf.Scalar, terms: tf.stack([nce, regularizer]) as tf.Tensor1D }
+      const scale = 1 / Math.sqrt(d)
+      const srcS = tf.mul(src, scale) as tf.Tensor2D
+      const { nce, regularizer, dRaw } = amdimNceScores(tf.matMul(srcS, trg), b, L, config.tclip, want ? 1 : undefined)
+      terms = tf.stack([nce, regularizer, tf.add(nce, regularizer)]).dataSync() as Float32Array
+      if (dRaw) {
+        grads = {
+          anchor: { shape: [b, d], data: tf.mul(tf.matMul(dRaw, trg, false, true), scale).dataSync() as Float32Array },
+          positive: { shape: [d, b * L], data: tf.matMul(srcS, dRaw, true, false).dataSync() as Float32Array }
+        }
+      }
     })
-    const terms = r.terms as Float32Array
+    checkFiniteLoss(terms[2])
     return {
-      loss: r.loss,
+      loss: terms[2],
       terms: { nce: terms[0], regularizer: terms[1] },
-      ...(r.grads ? { grads: { anchor: r.grads[0], positive: r.grads[1] } } : {})
+      ...(grads ? { grads } : {})
     }
   }
 }

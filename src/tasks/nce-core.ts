@@ -12,10 +12,15 @@
 // float32 when the partner dominates. exp(−Infinity − max) is exactly 0, and so is its
 // gradient; b ≥ 2 guarantees every row keeps a finite entry. Bolts' row-max shift over the
 // negatives cancels mathematically, so this stable form gives the same values.
+//
+// The gradient is written out rather than taped (the kernels are the cost; see
+// docs/performance-kernels.md): with x = n − p, σ = sigmoid(x) / (b·L), E = e^{s − max} over
+// the negatives and Z its row sum,
+//   d nce / d s[i, j·L + l'] = (Σ_l σ[i, l]) · E / Z        for j ≠ i (softmax of the negatives)
+//   d nce / d s[i, i·L + l]  = −σ[i, l]                      (the positives)
+//   d s / d raw = 1 − tanh²(raw / tclip),   d regularizer / d raw = 2 · 0.05 · raw / (b·b·L).
 import * as tf from '@tensorflow/tfjs'
-import { gatherRows } from './gather-rows.ts'
 import { softplus } from './softplus.ts'
-import { tanhClip } from './tanh-clip.ts'
 
 export const REGULARIZER_WEIGHT = 0.05
 
@@ -26,22 +31,43 @@ export function diagonalRows (b: number): Int32Array {
   return rows
 }
 
-/** (b, b, 1) additive mask: −Infinity on the block diagonal, 0 elsewhere. */
-export function partnerMask (b: number): tf.Tensor3D {
-  const m = new Float32Array(b * b)
-  for (let i = 0; i < b; i++) m[i * (b + 1)] = -Infinity
+/** (b, b, 1) mask: `on` on the block diagonal, `off` elsewhere. */
+function blockDiagonal (b: number, on: number, off: number): tf.Tensor3D {
+  const m = new Float32Array(b * b).fill(off)
+  for (let i = 0; i < b; i++) m[i * (b + 1)] = on
   return tf.tensor3d(m, [b, b, 1], 'float32')
 }
 
-export interface NceParts { nce: tf.Scalar, regularizer: tf.Scalar }
+export interface NceParts {
+  nce: tf.Scalar
+  regularizer: tf.Scalar
+  /** d(weight · (nce + regularizer)) / d raw, (b, b·L); only when a weight was given */
+  dRaw?: tf.Tensor2D
+}
 
-/** NCE and regularizer of raw scores (b, b·L); call inside a tidy / gradient scope. */
-export function amdimNceFromScores (raw: tf.Tensor2D, b: number, L: number, tclip: number | null): NceParts {
-  const regularizer = tf.mul(tf.mean(tf.square(raw)), REGULARIZER_WEIGHT) as tf.Scalar
-  const s = tanhClip(raw, tclip)
-  const pos = gatherRows(tf.reshape(s, [b * b, L]), diagonalRows(b)) // (b, L)
-  const negs = tf.reshape(tf.add(tf.reshape(s, [b, b, L]), partnerMask(b)), [b, b * L])
-  const n = tf.logSumExp(negs, 1, true) // (b, 1)
-  const nce = tf.mean(softplus(tf.sub(n, pos))) as tf.Scalar
-  return { nce, regularizer }
+/**
+ * NCE and regularizer of raw scores (b, b·L), and with `weight` the gradient of
+ * weight · (nce + regularizer) w.r.t. raw. Call inside a tidy scope; nothing is taped.
+ */
+export function amdimNce (raw: tf.Tensor2D, b: number, L: number, tclip: number | null, weight?: number): NceParts {
+  const size = b * b * L
+  const regularizer = tf.mul(tf.sum(tf.square(raw)), REGULARIZER_WEIGHT / size) as tf.Scalar
+  const t = tclip === null ? null : tf.tanh(tf.mul(raw, 1 / tclip))
+  const s = t === null ? raw : tf.mul(t, tclip as number)
+  const negs = tf.reshape(tf.add(tf.reshape(s, [b, b, L]), blockDiagonal(b, -Infinity, 0)), [b, b * L])
+  const max = tf.max(negs, 1, true) // finite: b ≥ 2 leaves every row a negative
+  const e = tf.exp(tf.sub(negs, max))
+  const z = tf.sum(e, 1, true)
+  const n = tf.add(tf.log(z), max) // (b, 1)
+  const pos = tf.gather(tf.reshape(s, [b * b, L]), tf.tensor1d(diagonalRows(b), 'int32')) // (b, L)
+  const x = tf.sub(n, pos)
+  const nce = tf.mean(softplus(x)) as tf.Scalar
+  if (weight === undefined) return { nce, regularizer }
+
+  const sig = tf.mul(tf.sigmoid(x), weight / (b * L)) // (b, L)
+  const dNegs = tf.reshape(tf.mul(e, tf.div(tf.sum(sig, 1, true), z)), [b, b, L]) // 0 on the partner block
+  const dS = tf.reshape(tf.add(dNegs, tf.mul(blockDiagonal(b, 1, 0), tf.reshape(tf.neg(sig), [b, 1, L]))), [b, b * L])
+  const dClip = t === null ? dS : tf.mul(dS, tf.sub(1, tf.square(t)))
+  const dRaw = tf.add(dClip, tf.mul(raw, weight * 2 * REGULARIZER_WEIGHT / size)) as tf.Tensor2D
+  return { nce, regularizer, dRaw }
 }

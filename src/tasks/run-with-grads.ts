@@ -18,6 +18,13 @@ export interface HostResult {
   grads?: HostTensor[]
 }
 
+/** A loss that overflowed float32 is the client's inputs' fault: 422 non_finite, never NaN in a 200. */
+export function checkFiniteLoss (loss: number): void {
+  if (!Number.isFinite(loss)) {
+    throw new LossServerError('non_finite', `the loss overflowed float32 (got ${loss}); the inputs are too large for this configuration (scale them down, or use a larger temperature / a tclip)`, ['inputs'])
+  }
+}
+
 /**
  * Runs `fn` on tensors made from `xs`. `fn` must use every input it is given (tfjs refuses the
  * gradient of an unconnected input); callers pass only the inputs the loss depends on.
@@ -47,9 +54,7 @@ export function runWithGrads (xs: HostTensor[], gradients: boolean, fn: (xs: tf.
       }
     })
     const out: HostResult = { ...result, ...(terms ? { terms: terms.dataSync() as Float32Array } : {}) }
-    if (!Number.isFinite(out.loss)) {
-      throw new LossServerError('non_finite', `the loss overflowed float32 (got ${out.loss}); the inputs are too large for this configuration (scale them down, or use a larger temperature / a tclip)`, ['inputs'])
-    }
+    checkFiniteLoss(out.loss)
     return out
   } finally {
     terms?.dispose()

@@ -1,0 +1,153 @@
+// One forward (and backward) pass of feature-map-contrastive over planned comparisons
+// (../../../shared/spec/LOSSES.md "feature-map-contrastive"; Bolts `FeatureMapContrastiveTask`).
+// The gradient is written out, not taped, so that each kernel runs once on the layout it wants
+// (docs/performance-kernels.md):
+//  - a map that serves as targets is transposed once, NCHW -> rows (b·h·w, c) (row n·h·w + y·w + x);
+//    a 1×1 map is already in that layout (a reshape); a map that is only a source with h·w > 1
+//    is never transposed: its b source vectors are gathered straight from NCHW;
+//  - per direction: raw = (src / sqrt(c)) · rowsᵀ (one matMul, transposeB), the NCE and its
+//    gradient dRaw (nce-core.ts), dSrc = dRaw · rows / sqrt(c);
+//  - per target map, all its uses at once: dRows = [dRaw_1; dRaw_2; …]ᵀ · [src_1; src_2; …] (one
+//    matMul with the uses stacked along the inner dimension, instead of one per use plus adds);
+//    source gradients are scattered in (ScatterNd sums repeated locations) and the sum is
+//    transposed back to NCHW once.
+import * as tf from '@tensorflow/tfjs'
+import type { HostTensor } from '../tensor.ts'
+import { amdimNce } from './nce-core.ts'
+import type { Sampled } from './types.ts'
+
+export type Side = 'anchor' | 'positive'
+
+interface MapState {
+  shape: [number, number, number, number]
+  x: tf.Tensor
+  /** (b·h·w, c) when the map serves as targets or is 1×1 */
+  rows?: tf.Tensor2D
+  trg: Array<{ dRaw: tf.Tensor2D, srcS: tf.Tensor2D }>
+  /** flat indices into rows (rows layout) or into the NCHW data, with the gradient of the gathered values */
+  src: Array<{ idx: Int32Array, dSrc: tf.Tensor2D }>
+}
+
+export interface PassResult {
+  /** per comparison, then the regularizer, then the loss */
+  terms: Float32Array
+  /** the gradient of every map that took part, by `${side}${k}` */
+  grads?: Map<string, HostTensor>
+}
+
+/** Source indices of the sampled locations: rows n·h·w + loc_n, or NCHW flat n·c·hw + ch·hw + loc_n. */
+function sourceIndex (locs: number[], c: number, hw: number, rowsLayout: boolean): Int32Array {
+  const b = locs.length
+  if (rowsLayout) return Int32Array.from(locs, (loc, n) => n * hw + loc)
+  const idx = new Int32Array(b * c)
+  for (let n = 0; n < b; n++) for (let ch = 0; ch < c; ch++) idx[n * c + ch] = (n * c + ch) * hw + locs[n]
+  return idx
+}
+
+/**
+ * Loss terms and, with `gradients`, the gradient of the loss w.r.t. every map that takes part.
+ * Runs in one tidy scope; only host arrays leave it.
+ */
+export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampled, bidirectional: boolean, tclip: number | null, gradients: boolean): PassResult {
+  const directions: Array<[Side, Side]> = bidirectional ? [['anchor', 'positive'], ['positive', 'anchor']] : [['anchor', 'positive']]
+  const weight = 1 / directions.length // each comparison averages its directions
+  const result: PassResult = { terms: new Float32Array(0) }
+  tf.tidy(() => {
+    const state = new Map<string, MapState>()
+    const get = (side: Side, k: number): MapState => {
+      const key = `${side}${k}`
+      let s = state.get(key)
+      if (!s) {
+        const t = maps[side][k]
+        s = { shape: t.shape as MapState['shape'], x: tf.tensor(t.data, t.shape, 'float32'), trg: [], src: [] }
+        state.set(key, s)
+      }
+      return s
+    }
+    const rowsOf = (s: MapState): tf.Tensor2D => {
+      if (!s.rows) {
+        const [b, c, h, w] = s.shape
+        s.rows = (h * w === 1 ? tf.reshape(s.x, [b, c]) : tf.reshape(tf.transpose(s.x, [0, 2, 3, 1]), [b * h * w, c])) as tf.Tensor2D
+      }
+      return s.rows
+    }
+    // Targets first, so that a map used both ways is gathered from its rows.
+    for (const [ai, pi] of sampled.pairs) for (const [, s2] of directions) rowsOf(get(s2, pi))
+    for (const [ai] of sampled.pairs) for (const [s1] of directions) { const s = get(s1, ai); if (s.shape[2] * s.shape[3] === 1) rowsOf(s) }
+
+    const losses: tf.Scalar[] = []
+    const regs: tf.Scalar[] = []
+    sampled.pairs.forEach(([ai, pi], k) => {
+      const dirLoss: tf.Scalar[] = []
+      const dirReg: tf.Scalar[] = []
+      directions.forEach(([s1, s2], dir) => {
+        const m1 = get(s1, ai)
+        const m2 = get(s2, pi)
+        const [b, c, h, w] = m1.shape
+        const hw = h * w
+        const L = m2.shape[2] * m2.shape[3]
+        const scale = 1 / Math.sqrt(c)
+        let src: tf.Tensor2D
+        let idx: Int32Array = new Int32Array(0)
+        if (hw === 1) {
+          src = m1.rows as tf.Tensor2D
+        } else {
+          idx = sourceIndex(sampled.locations[k][dir], c, hw, m1.rows !== undefined)
+          src = (m1.rows
+            ? tf.gather(m1.rows, tf.tensor1d(idx, 'int32'))
+            : tf.reshape(tf.gather(tf.reshape(m1.x, [-1]), tf.tensor1d(idx, 'int32')), [b, c])) as tf.Tensor2D
+        }
+        // raw = src·rowsᵀ / sqrt(c); the scale goes on the small (b, c) operand.
+        const srcS = tf.mul(src, scale) as tf.Tensor2D
+        const rows = m2.rows as tf.Tensor2D
+        const { nce, regularizer, dRaw } = amdimNce(tf.matMul(srcS, rows, false, true), b, L, tclip, gradients ? weight : undefined)
+        dirLoss.push(nce)
+        dirReg.push(regularizer)
+        if (dRaw) {
+          m2.trg.push({ dRaw, srcS })
+          m1.src.push({ idx, dSrc: tf.mul(tf.matMul(dRaw, rows), scale) as tf.Tensor2D })
+        }
+      })
+      losses.push(tf.mul(tf.addN(dirLoss), weight) as tf.Scalar)
+      regs.push(tf.mul(tf.addN(dirReg), weight) as tf.Scalar)
+    })
+    const regularizer = tf.addN(regs)
+    result.terms = tf.concat([tf.stack(losses), tf.stack([regularizer, tf.add(tf.addN(losses), regularizer)])]).dataSync() as Float32Array
+    if (!gradients) return
+
+    result.grads = new Map()
+    for (const [key, s] of state) {
+      const [b, c, h, w] = s.shape
+      const hw = h * w
+      let g: tf.Tensor
+      if (s.rows) {
+        const parts: tf.Tensor[] = []
+        if (s.trg.length > 0) {
+          const dRaws = s.trg.length === 1 ? s.trg[0].dRaw : tf.concat(s.trg.map(u => u.dRaw), 0)
+          const srcs = s.trg.length === 1 ? s.trg[0].srcS : tf.concat(s.trg.map(u => u.srcS), 0)
+          parts.push(tf.matMul(dRaws, srcs, true, false))
+        }
+        if (s.src.length > 0) {
+          parts.push(hw === 1
+            ? tf.addN(s.src.map(u => u.dSrc))
+            : tf.scatterND(tf.tensor2d(concatIdx(s.src.map(u => u.idx)), [s.src.length * b, 1], 'int32'), tf.concat(s.src.map(u => u.dSrc), 0), [b * hw, c]))
+        }
+        const rowsGrad = parts.length === 1 ? parts[0] : tf.addN(parts)
+        g = hw === 1 ? rowsGrad : tf.transpose(tf.reshape(rowsGrad, [b, h, w, c]), [0, 3, 1, 2])
+      } else {
+        const idx = concatIdx(s.src.map(u => u.idx))
+        g = tf.scatterND(tf.tensor2d(idx, [idx.length, 1], 'int32'), tf.reshape(tf.concat(s.src.map(u => u.dSrc), 0), [-1]), [b * c * hw])
+      }
+      result.grads.set(key, { shape: [b, c, h, w], data: g.dataSync() as Float32Array })
+    }
+  })
+  return result
+}
+
+function concatIdx (parts: Int32Array[]): Int32Array {
+  if (parts.length === 1) return parts[0]
+  const out = new Int32Array(parts.reduce((a, p) => a + p.length, 0))
+  let o = 0
+  for (const p of parts) { out.set(p, o); o += p.length }
+  return out
+}
