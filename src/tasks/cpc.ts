@@ -60,13 +60,13 @@ export function cpcForward (config: CpcConfig, z: tf.Tensor, params: ParamTensor
   const head = (name: string) => toMatConv(params[`${name}.weight`], params[`${name}.bias`])
 
   const target = head('target_cnn')
-  const targets = tf.add(tf.matMul(tf.reshape(x, [b * h * w, c]), target.w), target.b) as tf.Tensor2D
+  const targets = tf.add(tf.matMul(tf.reshape(x, [b * h * w, c]), target.w, false, true), target.b) as tf.Tensor2D
 
   const context = pixelCnn(x, pixelCnnBlocks(params, config.num_blocks))
   const top = h - 2 // rows 0..h-3 are the only ones that ever predict
   const pred = head('pred_cnn')
   const ctxTop = tf.reshape(tf.slice(context, [0, 0, 0, 0], [b, top, w, c]), [b * top * w, c]) as tf.Tensor2D
-  const preds = tf.mul(tf.add(tf.matMul(ctxTop, pred.w), pred.b), config.embed_scale) as tf.Tensor2D
+  const preds = tf.mul(tf.add(tf.matMul(ctxTop, pred.w, false, true), pred.b), config.embed_scale) as tf.Tensor2D
 
   const lse = tf.reshape(logSumExpRows(tf.matMul(preds, targets, false, true)), [b, top, w])
   const preds4 = tf.reshape(preds, [b, top, w, t])

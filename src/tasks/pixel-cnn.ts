@@ -16,11 +16,18 @@
 //   5 ReLU, 6 conv 1x1 H->C;
 // c = c + block(c), and the network returns relu(c).
 import * as tf from '@tensorflow/tfjs'
+import { relu } from './relu.ts'
 
-/** One convolution as an im2col matrix: rows ordered (dy, dx, in), as the slices are concatenated. */
+/**
+ * One convolution as a matrix. A 1×1 convolution keeps PyTorch's (out, in) layout and is applied
+ * with transposeB (no transpose of the weight, forward or backward); a wider kernel becomes an
+ * im2col matrix (kh·kw·in, out), rows ordered (dy, dx, in) as the slices are concatenated.
+ */
 export interface MatConv {
-  /** (kh·kw·in, out) */
+  /** (out, in) when `outIn`, else (kh·kw·in, out) */
   w: tf.Tensor2D
+  outIn: boolean
+  out: number
   /** (out) */
   b: tf.Tensor1D
 }
@@ -33,10 +40,8 @@ export interface PixelCnnBlock { c0: MatConv, c2: MatConv, c4: MatConv, c6: MatC
  */
 export function toMatConv (weight: tf.Tensor, bias: tf.Tensor): MatConv {
   const [out, inp, kh, kw] = weight.shape
-  const w = kh === 1 && kw === 1
-    ? tf.reshape(weight, [out, inp]).transpose() as tf.Tensor2D
-    : tf.reshape(tf.transpose(weight, [2, 3, 1, 0]), [kh * kw * inp, out]) as tf.Tensor2D
-  return { w, b: bias as tf.Tensor1D }
+  if (kh === 1 && kw === 1) return { w: tf.reshape(weight, [out, inp]), outIn: true, out, b: bias as tf.Tensor1D }
+  return { w: tf.reshape(tf.transpose(weight, [2, 3, 1, 0]), [kh * kw * inp, out]), outIn: false, out, b: bias as tf.Tensor1D }
 }
 
 /** The blocks of state_dict() prefix `context_cnn.blocks` (see src/tasks/cpc-params.ts). */
@@ -49,7 +54,7 @@ export function pixelCnnBlocks (params: Record<string, tf.Tensor>, numBlocks: nu
 
 /** rows (n, in) · (in, out) + bias */
 function affine (x: tf.Tensor2D, c: MatConv): tf.Tensor2D {
-  return tf.add(tf.matMul(x, c.w), c.b)
+  return tf.add(tf.matMul(x, c.w, false, c.outIn), c.b)
 }
 
 /** x (b, h, w, H) -> conv 1x3 without padding -> (b, h, w-2, H) */
@@ -57,7 +62,7 @@ function conv1x3 (x: tf.Tensor4D, c: MatConv): tf.Tensor4D {
   const [b, h, w, ch] = x.shape
   const wo = w - 2
   const cols = tf.concat([0, 1, 2].map(dx => tf.slice(x, [0, 0, dx, 0], [b, h, wo, ch])), 3)
-  return tf.reshape(affine(tf.reshape(cols, [b * h * wo, 3 * ch]), c), [b, h, wo, c.w.shape[1]])
+  return tf.reshape(affine(tf.reshape(cols, [b * h * wo, 3 * ch]), c), [b, h, wo, c.out])
 }
 
 /** x (b, h, w-2, H) -> 1.0 row on top, zero columns left and right, conv 2x1 -> (b, h, w, H) */
@@ -67,7 +72,7 @@ function padConv2x1 (x: tf.Tensor4D, c: MatConv): tf.Tensor4D {
   const top = tf.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]], 1)
   const padded = tf.pad(top, [[0, 0], [0, 0], [1, 1], [0, 0]], 0)
   const cols = tf.concat([0, 1].map(dy => tf.slice(padded, [0, dy, 0, 0], [b, h, w, ch])), 3)
-  return tf.reshape(affine(tf.reshape(cols, [b * h * w, 2 * ch]), c), [b, h, w, c.w.shape[1]])
+  return tf.reshape(affine(tf.reshape(cols, [b * h * w, 2 * ch]), c), [b, h, w, c.out])
 }
 
 /** context = PixelCNN(z); z and the result are (b, h, w, C), h >= 1, w >= 3. */
@@ -76,12 +81,12 @@ export function pixelCnn (z: tf.Tensor4D, blocks: readonly PixelCnnBlock[]): tf.
   const rows = b * h * w
   let c = tf.reshape(z, [rows, ch]) as tf.Tensor2D
   for (const blk of blocks) {
-    const hidden = blk.c0.w.shape[1]
-    const y0 = tf.reshape(tf.relu(affine(c, blk.c0)), [b, h, w, hidden]) as tf.Tensor4D
+    const hidden = blk.c0.out
+    const y0 = tf.reshape(relu(affine(c, blk.c0)), [b, h, w, hidden]) as tf.Tensor4D
     const y2 = conv1x3(y0, blk.c2)
-    const y4 = tf.relu(padConv2x1(y2, blk.c4))
+    const y4 = relu(padConv2x1(y2, blk.c4))
     const y6 = affine(tf.reshape(y4, [rows, hidden]) as tf.Tensor2D, blk.c6)
     c = tf.add(c, y6)
   }
-  return tf.reshape(tf.relu(c), [b, h, w, ch])
+  return tf.reshape(relu(c), [b, h, w, ch])
 }
