@@ -4,6 +4,8 @@
 // - slowloris: headers within --header-timeout, the whole request within --body-timeout
 //   (Node's headersTimeout / requestTimeout; the clock stops once the body has arrived, so
 //   compute time is not counted), idle keep-alive sockets closed after --keep-alive-timeout;
+//   a connection that sends nothing at all is closed after --header-timeout too (Node starts
+//   its clocks at the first byte, and a socket idle timeout would also cut long computations);
 // - HTTP requests in flight on one connection (pipelining) at most
 //   --max-in-flight-per-connection, the same cap the WebSocket stream applies; one more is
 //   429 overloaded.
@@ -57,7 +59,10 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const { status, code, message } = describeClientError(err)
   this.log.debug({ code: err.code }, `client error: ${message}`)
-  if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+  // as Node's own handler: write the answer unless one has started (a request that timed out
+  // in its body already has a response object, whose headers are not yet sent)
+  const pending = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (socket.writable && !pending?.headersSent) {
     const body = JSON.stringify({ error: { code, message } })
     socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`)
@@ -65,10 +70,28 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
   socket.destroy()
 }
 
-export default fp(async function limits (app: FastifyInstance, opts: { config: Pick<Config, 'maxConnections' | 'maxInFlightPerConnection'> }) {
-  const { maxConnections, maxInFlightPerConnection } = opts.config
+export default fp(async function limits (app: FastifyInstance, opts: { config: Pick<Config, 'maxConnections' | 'maxInFlightPerConnection' | 'headerTimeoutMs'> }) {
+  const { maxConnections, maxInFlightPerConnection, headerTimeoutMs } = opts.config
   const server = app.server
   server.maxConnections = maxConnections
+
+  // a connection must start a request (or a WebSocket upgrade) within --header-timeout
+  const firstRequest = new WeakMap<Socket, NodeJS.Timeout>()
+  server.on('connection', (socket: Socket) => {
+    const timer = setTimeout(() => {
+      const err = Object.assign(new Error('no request within the header timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' })
+      clientErrorHandler.call(app, err, socket)
+    }, headerTimeoutMs)
+    timer.unref()
+    firstRequest.set(socket, timer)
+    socket.once('close', () => clearTimeout(timer))
+  })
+  const started = (req: http.IncomingMessage): void => {
+    const timer = firstRequest.get(req.socket)
+    if (timer) clearTimeout(timer)
+  }
+  server.on('request', started)
+  server.on('upgrade', started)
   const registry = app.metrics.registry
   const dropped = new Counter({ name: 'ssl_loss_connections_dropped_total', help: 'connections refused at accept: over --max-connections', registers: [registry] })
   server.on('drop', () => dropped.inc())
