@@ -10,15 +10,16 @@
 //   --max-in-flight-per-connection, the same cap the WebSocket stream applies; one more is
 //   429 overloaded.
 // Errors Node raises before a request exists (timeouts, malformed request lines, oversized
-// headers) are answered with the API's error body by clientErrorHandler.
+// headers) are answered with the API's error body by clientErrorHandler, and the router's own
+// errors (undecodable URL, overlong path parameter) by frameworkErrors.
 import http from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
-import type { FastifyHttpOptions, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyHttpOptions, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Counter, Gauge } from 'prom-client'
 import type { Config } from '../../src/config.ts'
 import { LossServerError } from '../../src/errors.ts'
-import { sendError } from './errors.ts'
+import { sendError, toLossServerError } from './errors.ts'
 
 type LimitConfig = Pick<Config, 'headerTimeoutMs' | 'bodyTimeoutMs' | 'keepAliveTimeoutMs'>
 
@@ -28,7 +29,7 @@ type LimitConfig = Pick<Config, 'headerTimeoutMs' | 'bodyTimeoutMs' | 'keepAlive
  * for 30 s: check at a quarter of the shorter timeout instead (at least every 50 ms, at most
  * every 5 s; the check walks the open connections, cheap at --max-connections 1024).
  */
-export function httpServerOptions (config: LimitConfig): Pick<FastifyHttpOptions<http.Server>, 'http' | 'requestTimeout' | 'keepAliveTimeout' | 'clientErrorHandler'> {
+export function httpServerOptions (config: LimitConfig): Pick<FastifyHttpOptions<http.Server>, 'http' | 'requestTimeout' | 'keepAliveTimeout' | 'clientErrorHandler' | 'frameworkErrors'> {
   // Node refuses headersTimeout > requestTimeout: the headers are part of the request
   const headersTimeout = Math.min(config.headerTimeoutMs, config.bodyTimeoutMs)
   const interval = Math.max(50, Math.min(5000, Math.floor(headersTimeout / 4)))
@@ -37,8 +38,24 @@ export function httpServerOptions (config: LimitConfig): Pick<FastifyHttpOptions
     // Fastify sets server.requestTimeout from its own option (0, off, by default)
     requestTimeout: config.bodyTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    clientErrorHandler
+    clientErrorHandler,
+    frameworkErrors
   }
+}
+
+/**
+ * Errors the router raises before a route runs (Fastify's frameworkErrors), which otherwise
+ * answer with Fastify's own body: a URL that does not decode (400), a path parameter over
+ * maxParamLength, 100 characters (Fastify's 414; no kind or id is that long: 404).
+ */
+function frameworkErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const path = request.url.split('?')[0].slice(0, 200)
+  const mapped = err.code === 'FST_ERR_BAD_URL'
+    ? new LossServerError('invalid_body', `the URL path '${path}' does not decode`)
+    : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new LossServerError('not_found', `no route ${request.method} ${path}: a path parameter is over 100 characters`)
+      : toLossServerError(err)
+  sendError(request, reply, mapped)
 }
 
 /** status, code and message of an error Node raised on a connection before a request existed */
