@@ -2,9 +2,9 @@
 // (../../../shared/spec/LOSSES.md "feature-map-contrastive"; Bolts `FeatureMapContrastiveTask`).
 // The gradient is written out, not taped, so that each kernel runs once on the layout it wants
 // (docs/performance-kernels.md):
-//  - a map that serves as targets is transposed once, NCHW -> rows (b·h·w, c) (row n·h·w + y·w + x);
-//    a 1×1 map is already in that layout (a reshape); a map that is only a source with h·w > 1
-//    is never transposed: its b source vectors are gathered straight from NCHW;
+//  - a map that serves as targets is transposed once, NCHW -> rows (b·h·w, c) (row n·h·w + y·w + x;
+//    layout.ts); a 1×1 map is already in that layout (a reshape); a map that is only a source
+//    with h·w > 1 is never transposed: its b source vectors are gathered straight from NCHW;
 //  - per direction: raw = (src / sqrt(c)) · rowsᵀ (one matMul, transposeB), the NCE and its
 //    gradient dRaw (nce-core.ts), dSrc = dRaw · rows / sqrt(c);
 //  - per target map, all its uses at once: dRows = [dRaw_1; dRaw_2; …]ᵀ · [src_1; src_2; …] (one
@@ -13,6 +13,7 @@
 //    transposed back to NCHW once.
 import * as tf from '@tensorflow/tfjs'
 import type { HostTensor } from '../tensor.ts'
+import { fromRows, toRows } from './layout.ts'
 import { amdimNce } from './nce-core.ts'
 import type { Sampled } from './types.ts'
 
@@ -65,10 +66,7 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
       return s
     }
     const rowsOf = (s: MapState): tf.Tensor2D => {
-      if (!s.rows) {
-        const [b, c, h, w] = s.shape
-        s.rows = (h * w === 1 ? tf.reshape(s.x, [b, c]) : tf.reshape(tf.transpose(s.x, [0, 2, 3, 1]), [b * h * w, c])) as tf.Tensor2D
-      }
+      s.rows ??= toRows(s.x)
       return s.rows
     }
     // Targets first, so that a map used both ways is gathered from its rows.
@@ -133,7 +131,7 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
             : tf.scatterND(tf.tensor2d(concatIdx(s.src.map(u => u.idx)), [s.src.length * b, 1], 'int32'), tf.concat(s.src.map(u => u.dSrc), 0), [b * hw, c]))
         }
         const rowsGrad = parts.length === 1 ? parts[0] : tf.addN(parts)
-        g = hw === 1 ? rowsGrad : tf.transpose(tf.reshape(rowsGrad, [b, h, w, c]), [0, 3, 1, 2])
+        g = fromRows(rowsGrad as tf.Tensor2D, s.shape)
       } else {
         const idx = concatIdx(s.src.map(u => u.idx))
         g = tf.scatterND(tf.tensor2d(idx, [idx.length, 1], 'int32'), tf.reshape(tf.concat(s.src.map(u => u.dSrc), 0), [-1]), [b * c * hw])
