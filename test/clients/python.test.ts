@@ -3,7 +3,7 @@
 // then `python3 -m unittest discover -s clients/python/tests -v` with SSL_LOSS_URL set and
 // PYTHONPATH=clients/python (the package need not be installed). The run must pass; skipped
 // Python tests are printed with their reasons, and where torch imports the adapter tests
-// must have run, not skipped. Without python3 and numpy, msgpack, requests, websocket-client
+// must have run, not skipped. The server has API keys, so every client is seen to send one. Without python3 and numpy, msgpack, requests, websocket-client
 // the whole file is skipped with the reason (CI installs them in .ci/run).
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -52,10 +52,19 @@ t.test('python client tests against a real server', { skip: needed.ok && exe ? f
   // task instances persist to dataDir: a private one per run
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ssl-loss-pyclient-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  const { url } = await testServer(t, { backend, listen: true, dataDir, maxInFlightPerConnection: 8 })
+  // with API keys, so that every client is seen to send its key (test_auth.py checks refusals)
+  const keys = ['python-client-key-a', 'python-client-key-b']
+  const { url } = await testServer(t, { backend, listen: true, dataDir, apiKeys: keys, maxInFlightPerConnection: 8 })
   t.comment(`server on ${backend} at ${url}`)
 
-  const run = await unittest(exe!, { SSL_LOSS_URL: url, SSL_LOSS_FIXTURES: FIXTURE_DIR, PYTHONPATH: CLIENT, PYTHONDONTWRITEBYTECODE: '1' })
+  const run = await unittest(exe!, {
+    SSL_LOSS_URL: url,
+    SSL_LOSS_API_KEY: keys[0],
+    SSL_LOSS_OTHER_KEY: keys[1],
+    SSL_LOSS_FIXTURES: FIXTURE_DIR,
+    PYTHONPATH: CLIENT,
+    PYTHONDONTWRITEBYTECODE: '1'
+  })
   const s = summary(run.output)
   for (const k of s.skipped) t.comment(`python test skipped: ${k.test}: ${k.reason}`)
   t.equal(run.code, 0, `unittest exit status (${s.verdict})`)
@@ -70,8 +79,9 @@ t.test('python client tests against a real server', { skip: needed.ok && exe ? f
   } else {
     t.comment(`torch adapter tests skipped: ${torch.reason}`)
   }
-  // only the task-instance tests may skip against this server, and only while its routes are missing
-  t.same(s.skipped.filter(k => !k.reason.includes('torch') && !k.reason.includes('no task-instance routes')), [], 'nothing else skipped')
+  // the task routes and API keys exist: nothing but torch may skip
+  t.same(s.skipped.filter(k => !k.reason.includes('torch')), [], 'nothing else skipped')
+  t.match(run.output, /test_an_sgd_step_moves_the_parameters_by_minus_lr_times_the_gradient .* \.\.\. ok/, 'task instances tested')
 })
 
 t.test('summary parsing', async t => {

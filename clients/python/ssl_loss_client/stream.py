@@ -17,6 +17,7 @@ from .body import (DEFAULT, amdim_nce_args, common_options, cpc_args, evaluation
                    pack, unpack)
 from .errors import LossServerError
 from .result import LossResult
+from .retry import parse_retry_after
 
 
 class StreamClosed(ConnectionError):
@@ -37,7 +38,11 @@ class StreamClient:
             value = f'Bearer {api_key}' if api_key_header.lower() == 'authorization' else api_key
             headers.append(f'{api_key_header}: {value}')
         self.url = base + '/v1/stream'
-        self._ws = websocket.create_connection(self.url, header=headers, timeout=timeout)
+        try:
+            self._ws = websocket.create_connection(self.url, header=headers, timeout=timeout)
+        except websocket.WebSocketBadStatusException as e:
+            # refused upgrade (401 without a valid key, 404, 503 while draining): the API error body
+            raise _handshake_error(e) from e
         self._ws.settimeout(None)  # the reader waits for answers as long as they take
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._ids = itertools.count()
@@ -189,6 +194,16 @@ class StreamClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _handshake_error(e):
+    body = e.resp_body or b''
+    try:
+        decoded = unpack(body) if body[:1] not in (b'{', b'[') else __import__('json').loads(body)
+    except Exception:  # noqa: BLE001 - not an API error body: keep the status line
+        decoded = body.decode('utf8', 'replace')
+    headers = {k.lower(): v for k, v in (e.resp_headers or {}).items()}
+    return LossServerError.from_body(e.status_code, decoded, parse_retry_after(headers.get('retry-after')), headers.get('x-request-id'))
 
 
 # Stream answers carry the error body without an HTTP status; the catalogue of API.md "Errors".

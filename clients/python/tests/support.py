@@ -1,6 +1,7 @@
 """Shared helpers of the client tests: the server under test, the shared fixtures, tolerances.
 
 SSL_LOSS_URL: base URL of a running server (test/clients/python.test.ts starts one and sets it).
+SSL_LOSS_API_KEY / SSL_LOSS_OTHER_KEY: two keys the server accepts (test_auth.py), when it has keys.
 SSL_LOSS_FIXTURES: the fixture folder (default ../shared/fixtures beside the repository).
 """
 import glob
@@ -19,6 +20,11 @@ def server_url(test):
     if not url:
         raise unittest.SkipTest('SSL_LOSS_URL is not set: no server to test against (test/clients/python.test.ts starts one)')
     return url
+
+
+def api_key():
+    """SSL_LOSS_API_KEY: the key to send when the server under test has --api-keys."""
+    return os.environ.get('SSL_LOSS_API_KEY') or None
 
 
 def fixtures():

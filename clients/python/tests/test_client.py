@@ -5,7 +5,7 @@ import unittest
 import numpy as np
 
 from ssl_loss_client import LossClient, LossServerError
-from support import array, fixtures, rel_close, rel_err_norm, server_url
+from support import api_key, array, fixtures, rel_close, rel_err_norm, server_url
 
 
 def call_fixture(client, f):
@@ -30,7 +30,7 @@ def call_fixture(client, f):
 class Fixtures(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.client = LossClient(server_url(cls))
+        cls.client = LossClient(server_url(cls), api_key())
         cls.fixtures = fixtures()
 
     def test_every_fixture_through_its_kinds_method(self):
@@ -65,7 +65,7 @@ class Fixtures(unittest.TestCase):
 class Behaviour(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.client = LossClient(server_url(cls))
+        cls.client = LossClient(server_url(cls), api_key())
         cls.rng = np.random.default_rng(7)
 
     def maps(self, sizes=(1, 3, 4), b=3, c=5, dtype=np.float32):

@@ -6,14 +6,14 @@ import unittest
 import numpy as np
 
 from ssl_loss_client import LossClient, LossServerError, StreamClient, StreamClosed
-from support import array, fixtures, rel_close, rel_err_norm, server_url
+from support import api_key, array, fixtures, rel_close, rel_err_norm, server_url
 
 
 class Stream(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.url = server_url(cls)
-        cls.http = LossClient(cls.url)
+        cls.http = LossClient(cls.url, api_key())
         cls.rng = np.random.default_rng(3)
 
     def pairs(self, n, b=4, d=8):
@@ -22,7 +22,7 @@ class Stream(unittest.TestCase):
     def test_many_requests_in_flight_each_answered_with_its_own_result(self):
         work = self.pairs(12, b=32, d=128)  # big enough that answers take longer than a submit
         seen_in_flight = []
-        with StreamClient(self.url, max_in_flight=4) as s:
+        with StreamClient(self.url, api_key(), max_in_flight=4) as s:
             futures = []
             for o1, o2 in work:
                 futures.append(s.nt_xent(o1, o2, temperature=0.3))
@@ -38,7 +38,7 @@ class Stream(unittest.TestCase):
 
     def test_every_fixture_pipelined_through_one_connection(self):
         fx = fixtures()
-        with StreamClient(self.url, max_in_flight=8) as s:
+        with StreamClient(self.url, api_key(), max_in_flight=8) as s:
             futures = [s.submit(f['kind'], {k: [array(t) for t in v] if isinstance(v, list) else array(v) for k, v in f['request']['inputs'].items()},
                                 f['request'].get('config'), {k: array(v) for k, v in (f['request'].get('params') or {}).items()},
                                 f['request'].get('options')) for f in fx]
@@ -48,7 +48,7 @@ class Stream(unittest.TestCase):
 
     def test_a_bad_frame_fails_alone_and_the_connection_stays(self):
         (o1, o2), = self.pairs(1)
-        with StreamClient(self.url, max_in_flight=3) as s:
+        with StreamClient(self.url, api_key(), max_in_flight=3) as s:
             bad = s.nt_xent(o1, o2[:3])
             unknown = s.submit('simclr', {'out_1': o1})
             good = s.nt_xent(o1, o2)
@@ -63,7 +63,7 @@ class Stream(unittest.TestCase):
 
     def test_raw_results_and_map(self):
         work = self.pairs(3)
-        with StreamClient(self.url) as s:
+        with StreamClient(self.url, api_key()) as s:
             raw = s.submit('nt-xent', {'out_1': work[0][0], 'out_2': work[0][1]}, raw=True).result(timeout=60)
             self.assertEqual(raw['grads']['out_1']['dtype'], 'float32')
             results = s.map('nt-xent', [{'inputs': {'out_1': a, 'out_2': b}} for a, b in work])
@@ -72,7 +72,7 @@ class Stream(unittest.TestCase):
 
     def test_close_fails_what_is_outstanding_and_refuses_more(self):
         (o1, o2), = self.pairs(1, b=64, d=256)
-        s = StreamClient(self.url, max_in_flight=8)
+        s = StreamClient(self.url, api_key(), max_in_flight=8)
         futures = [s.nt_xent(o1, o2) for _ in range(8)]
         s.close()
         for f in futures:
@@ -86,7 +86,7 @@ class Stream(unittest.TestCase):
     def test_submit_from_several_threads(self):
         work = self.pairs(8)
         out = [None] * len(work)
-        with StreamClient(self.url, max_in_flight=2) as s:
+        with StreamClient(self.url, api_key(), max_in_flight=2) as s:
             def run(i):
                 out[i] = s.nt_xent(*work[i]).result(timeout=120).loss
             threads = [threading.Thread(target=run, args=(i,)) for i in range(len(work))]
@@ -98,7 +98,7 @@ class Stream(unittest.TestCase):
             self.assertTrue(rel_close(loss, self.http.nt_xent(o1, o2).loss))
 
     def test_exactly_one_of_kind_or_task(self):
-        with StreamClient(self.url) as s:
+        with StreamClient(self.url, api_key()) as s:
             with self.assertRaisesRegex(ValueError, 'exactly one of kind or task'):
                 s.submit('nt-xent', {}, task='t')
 

@@ -11,7 +11,7 @@ import unittest
 import numpy as np
 
 from ssl_loss_client import LossClient, LossServerError, StreamClient
-from support import rel_close, rel_err_norm, server_url
+from support import api_key, rel_close, rel_err_norm, server_url
 
 CONFIG = {'num_input_channels': 4, 'target_dim': 8, 'hidden_channels': 8, 'num_blocks': 2}
 
@@ -35,7 +35,7 @@ class Tasks(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.url = server_url(cls)
-        cls.client = LossClient(cls.url)
+        cls.client = LossClient(cls.url, api_key())
         try:
             cls.client.list_tasks()
         except LossServerError as e:
@@ -133,7 +133,7 @@ class Tasks(unittest.TestCase):
         info = self.create(seed=6)
         z = self.z()
         ref = self.client.task_loss(info['id'], {'z': z}, update=False)
-        with StreamClient(self.url) as s:
+        with StreamClient(self.url, api_key()) as s:
             futures = [s.task_loss(info['id'], {'z': z}, update=False) for _ in range(3)]
             missing = s.task_loss('t_' + 'a' * 20, {'z': z})
             for f in futures:

@@ -9,7 +9,7 @@ import unittest
 
 import numpy as np
 
-from support import REPO, rel_close, rel_err_norm, server_url
+from support import api_key, REPO, rel_close, rel_err_norm, server_url
 
 try:
     import torch
@@ -56,7 +56,7 @@ def assert_grads_equal(test, remote_model, local_model, rtol=1e-4, what=''):
 class TorchAdapter(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.remote = RemoteLoss(server_url(cls))
+        cls.remote = RemoteLoss(server_url(cls), api_key())
         torch.manual_seed(0)
 
     def test_a_tiny_encoder_trains_with_the_gradients_of_in_process_torch(self):
