@@ -58,6 +58,12 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
     if (!match) {
       reply.header('www-authenticate', 'Bearer realm="ssl-loss-server"')
       const message = request.headers.authorization === undefined ? 'an API key is required: send Authorization: Bearer <key>' : 'the API key is not valid'
+      if (request.headers.upgrade !== undefined) {
+        // a refused WebSocket upgrade: the socket left Node's HTTP handling, so nothing would
+        // ever close it (and app.close() would wait for it); end it after the 401
+        reply.header('connection', 'close')
+        reply.raw.once('finish', () => request.raw.socket?.destroySoon?.())
+      }
       return sendError(request, reply, new LossServerError('unauthorized', message))
     }
     request.owner = match.toString('hex')
