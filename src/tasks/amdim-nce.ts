@@ -3,6 +3,7 @@
 // anchor = r_src (b, d); positive = r_trg (d, b·L), column j·L + l = location l of sample j.
 // loss = nce + regularizer; see nce-core.ts for the stable form.
 import * as tf from '@tensorflow/tfjs'
+import { matMul } from './mat-mul.ts'
 import { LossServerError } from '../errors.ts'
 import type { HostTensor } from '../tensor.ts'
 import { amdimNceConfig, amdimNceOptions, type AmdimNceConfig, type AmdimNceOptions } from '../../schemas/kinds/amdim-nce.ts'
@@ -52,12 +53,12 @@ export const amdimNce: TaskKind<AmdimNceConfig, Options> = {
       // Scale the (b, d) operand by 1/sqrt(d) rather than the (b, b·L) product.
       const scale = 1 / Math.sqrt(d)
       const srcS = tf.mul(src, scale) as tf.Tensor2D
-      const { nce, regularizer, dRaw } = amdimNceScores(tf.matMul(srcS, trg), b, L, config.tclip, want ? 1 : undefined)
+      const { nce, regularizer, dRaw } = amdimNceScores(matMul(srcS, trg), b, L, config.tclip, want ? 1 : undefined)
       terms = tf.stack([nce, regularizer, tf.add(nce, regularizer)]).dataSync() as Float32Array
       if (dRaw) {
         grads = {
-          anchor: { shape: [b, d], data: tf.mul(tf.matMul(dRaw, trg, false, true), scale).dataSync() as Float32Array },
-          positive: { shape: [d, b * L], data: tf.matMul(srcS, dRaw, true, false).dataSync() as Float32Array }
+          anchor: { shape: [b, d], data: tf.mul(matMul(dRaw, trg, false, true), scale).dataSync() as Float32Array },
+          positive: { shape: [d, b * L], data: matMul(srcS, dRaw, true, false).dataSync() as Float32Array }
         }
       }
     })

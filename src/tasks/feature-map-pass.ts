@@ -12,6 +12,7 @@
 //    source gradients are scattered in (ScatterNd sums repeated locations) and the sum is
 //    transposed back to NCHW once.
 import * as tf from '@tensorflow/tfjs'
+import { matMul } from './mat-mul.ts'
 import type { HostTensor } from '../tensor.ts'
 import { fromRows, toRows } from './layout.ts'
 import { amdimNce } from './nce-core.ts'
@@ -98,12 +99,12 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
         // raw = src·rowsᵀ / sqrt(c); the scale goes on the small (b, c) operand.
         const srcS = tf.mul(src, scale) as tf.Tensor2D
         const rows = m2.rows as tf.Tensor2D
-        const { nce, regularizer, dRaw } = amdimNce(tf.matMul(srcS, rows, false, true), b, L, tclip, gradients ? weight : undefined)
+        const { nce, regularizer, dRaw } = amdimNce(matMul(srcS, rows, false, true), b, L, tclip, gradients ? weight : undefined)
         dirLoss.push(nce)
         dirReg.push(regularizer)
         if (dRaw) {
           m2.trg.push({ dRaw, srcS })
-          m1.src.push({ idx, dSrc: tf.mul(tf.matMul(dRaw, rows), scale) as tf.Tensor2D })
+          m1.src.push({ idx, dSrc: tf.mul(matMul(dRaw, rows), scale) as tf.Tensor2D })
         }
       })
       losses.push(tf.mul(tf.addN(dirLoss), weight) as tf.Scalar)
@@ -123,7 +124,7 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
         if (s.trg.length > 0) {
           const dRaws = s.trg.length === 1 ? s.trg[0].dRaw : tf.concat(s.trg.map(u => u.dRaw), 0)
           const srcs = s.trg.length === 1 ? s.trg[0].srcS : tf.concat(s.trg.map(u => u.srcS), 0)
-          parts.push(tf.matMul(dRaws, srcs, true, false))
+          parts.push(matMul(dRaws, srcs, true, false))
         }
         if (s.src.length > 0) {
           parts.push(hw === 1

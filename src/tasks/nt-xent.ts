@@ -11,6 +11,7 @@
 // masked with −Infinity before the logsumexp and softplus.ts keeps tiny losses (dominant
 // positives) at full relative precision.
 import * as tf from '@tensorflow/tfjs'
+import { matMul } from './mat-mul.ts'
 import { LossServerError } from '../errors.ts'
 import type { HostTensor } from '../tensor.ts'
 import { ntXentConfig, ntXentOptions, type NtXentConfig, type NtXentOptions } from '../../schemas/kinds/nt-xent.ts'
@@ -51,7 +52,7 @@ export function ntXentLoss (out1: tf.Tensor2D, out2: tf.Tensor2D, temperature: n
   const c = normalize ? l2NormalizeRows(out2) : out2
   // Scale one operand by 1/temperature: n·d multiplies instead of n·n.
   const out = tf.concat([a, c], 0)
-  const logits = tf.matMul(tf.mul(out, 1 / temperature), out, false, true) // (2b, 2b)
+  const logits = matMul(tf.mul(out, 1 / temperature), out, false, true) // (2b, 2b)
   const pos = gatherRows(tf.reshape(logits, [n * n, 1]), positiveCells(b)) // (2b, 1)
   const neg = tf.logSumExp(tf.add(logits, negativesMask(b)), 1, true) // (2b, 1)
   return tf.mean(softplus(tf.sub(neg, pos))) as tf.Scalar

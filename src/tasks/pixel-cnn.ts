@@ -16,6 +16,7 @@
 //   5 ReLU, 6 conv 1x1 H->C;
 // c = c + block(c), and the network returns relu(c).
 import * as tf from '@tensorflow/tfjs'
+import { matMul } from './mat-mul.ts'
 import { relu } from './relu.ts'
 
 /**
@@ -54,7 +55,7 @@ export function pixelCnnBlocks (params: Record<string, tf.Tensor>, numBlocks: nu
 
 /** rows (n, in) · (in, out) + bias */
 function affine (x: tf.Tensor2D, c: MatConv): tf.Tensor2D {
-  return tf.add(tf.matMul(x, c.w, false, c.outIn), c.b)
+  return tf.add(matMul(x, c.w, false, c.outIn), c.b)
 }
 
 /** x (b, h, w, H) -> conv 1x3 without padding -> (b, h, w-2, H) */
