@@ -122,6 +122,15 @@ export default fp(async function limits (app: FastifyInstance, opts: { config: P
     }
   })
 
+  // A WebSocket upgrade refused by an onRequest hook that runs before @fastify/websocket's
+  // (401 from auth, 503 while draining, 429 here) is answered on a socket Node has already
+  // handed over: nothing reads it any more, so it would stay open for good (a descriptor and a
+  // --max-connections slot per attempt, and app.close() waiting forever). Release it once the
+  // answer is written, as @fastify/websocket does for the upgrades it refuses itself.
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.raw.upgrade && reply.statusCode !== 101 && !request.raw.socket.destroyed) request.raw.socket.destroy()
+  })
+
   // HTTP pipelining: count the requests of each socket between arrival and the end of the answer
   const inFlight = new WeakMap<Socket, number>()
   app.addHook('onRequest', async (request, reply) => {

@@ -132,6 +132,18 @@ t.test('flags: defaults, seconds, and the timeouts Node gets', async t => {
   t.equal((httpServerOptions({ headerTimeoutMs: 10_000, bodyTimeoutMs: 4000, keepAliveTimeoutMs: 1 }).http as { headersTimeout: number }).headersTimeout, 4000)
 })
 
+t.test('refused WebSocket upgrades release their sockets (and close() completes)', async t => {
+  const { app, url } = await testServer(t, { listen: true, apiKeys: ['key-AAAA-0123456789abcdef'] })
+  for (let i = 0; i < 5; i++) {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/stream', { headers: { authorization: 'Bearer key-BBBB-wrong-wrong-wrong' } })
+    const status = await new Promise<number>(resolve => { ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)); ws.once('open', () => resolve(101)) })
+    t.equal(status, 401)
+  }
+  const open = (): Promise<number> => new Promise(resolve => app.server.getConnections((_e, n) => resolve(n)))
+  for (let i = 0; i < 500 && await open() > 0; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(await open(), 0, 'no socket left behind')
+})
+
 t.test('the WebSocket route itself is unaffected by the HTTP in-flight cap', async t => {
   const { url } = await testServer(t, { listen: true, maxInFlightPerConnection: 1 })
   const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/stream')
