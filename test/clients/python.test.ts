@@ -22,8 +22,13 @@ const CLIENT = path.join(ROOT, 'clients', 'python')
 interface UnittestRun { code: number | null, output: string }
 
 function unittest (exe: string, env: Record<string, string>): Promise<UnittestRun> {
+  return runPython(exe, ['-m', 'unittest', 'discover', '-s', path.join(CLIENT, 'tests'), '-v'], env)
+}
+
+/** Runs python asynchronously (the server answering it lives in this process). */
+function runPython (exe: string, args: string[], env: Record<string, string>): Promise<UnittestRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(exe, ['-m', 'unittest', 'discover', '-s', path.join(CLIENT, 'tests'), '-v'], {
+    const child = spawn(exe, args, {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe']
@@ -76,8 +81,11 @@ t.test('python client tests against a real server', { skip: needed.ok && exe ? f
   if (torch.ok) {
     t.same(s.skipped.filter(k => k.test.includes('test_torch_adapter') || k.reason.includes('torch')), [], 'torch imports here: the adapter tests ran')
     t.match(run.output, /test_a_tiny_encoder_trains_with_the_gradients_of_in_process_torch .* \.\.\. ok/, 'the encoder trained through the adapter matched torch')
+    const example = await runPython(exe!, [path.join(ROOT, 'examples', 'torch_train.py'), '--steps', '2', '--batch', '8', '--check'], { SSL_LOSS_URL: url, SSL_LOSS_API_KEY: keys[0] })
+    t.equal(example.code, 0, 'examples/torch_train.py --check exits 0')
+    t.match(example.output, /gradients match/, `the example's gradients equal in-process torch: ${example.output.trim().split('\n').pop()}`)
   } else {
-    t.comment(`torch adapter tests skipped: ${torch.reason}`)
+    t.comment(`torch adapter tests and examples/torch_train.py skipped: ${torch.reason}`)
   }
   // the task routes and API keys exist: nothing but torch may skip
   t.same(s.skipped.filter(k => !k.reason.includes('torch')), [], 'nothing else skipped')
