@@ -128,7 +128,8 @@ export default fp(async function limits (app: FastifyInstance, opts: { config: P
   // --max-connections slot per attempt, and app.close() waiting forever). Release it once the
   // answer is written, as @fastify/websocket does for the upgrades it refuses itself.
   app.addHook('onResponse', async (request, reply) => {
-    if (request.raw.upgrade && reply.statusCode !== 101 && !request.raw.socket.destroyed) request.raw.socket.destroy()
+    const upgrade = (request.raw as http.IncomingMessage & { upgrade?: boolean }).upgrade // set by Node's parser, untyped
+    if (upgrade && reply.statusCode !== 101 && !request.raw.socket.destroyed) request.raw.socket.destroy()
   })
 
   // HTTP pipelining: count the requests of each socket between arrival and the end of the answer
