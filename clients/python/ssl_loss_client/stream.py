@@ -197,12 +197,15 @@ class StreamClient:
 
 
 def _handshake_error(e):
-    body = e.resp_body or b''
+    # resp_body and resp_headers are missing on older websocket-client (Debian bookworm's 1.2)
+    body = getattr(e, 'resp_body', None) or b''
     try:
         decoded = unpack(body) if body[:1] not in (b'{', b'[') else __import__('json').loads(body)
     except Exception:  # noqa: BLE001 - not an API error body: keep the status line
         decoded = body.decode('utf8', 'replace')
-    headers = {k.lower(): v for k, v in (e.resp_headers or {}).items()}
+    if not isinstance(decoded, dict) and e.status_code in (401, 403):
+        decoded = {'error': {'code': 'unauthorized', 'message': f'the WebSocket upgrade was refused: {e}'}}
+    headers = {k.lower(): v for k, v in (getattr(e, 'resp_headers', None) or {}).items()}
     return LossServerError.from_body(e.status_code, decoded, parse_retry_after(headers.get('retry-after')), headers.get('x-request-id'))
 
 
