@@ -54,19 +54,17 @@ export function decode (buf: Uint8Array, opts: { maxDepth?: number } = {}): unkn
 export function encode (value: unknown): Buffer {
   const bound = sizeBound(value, 0)
   if (bound < LARGE) return packr.pack(value) as Buffer
-  // Large (tensor) results: one buffer of the right size up front, so each `bin` is copied
-  // exactly once (no regrowth copies) and the big buffer is not kept as msgpackr's shared
-  // scratch, which would pin it under every later small response.
-  packr.useBuffer(Buffer.allocUnsafeSlow(bound + 0x1000))
-  try {
-    return packr.pack(value) as Buffer
-  } finally {
-    packr.useBuffer(Buffer.allocUnsafeSlow(SCRATCH))
-  }
+  // Large (tensor) values: the parts below copied once into a buffer of exactly the right
+  // size (no regrowth copies, and no big buffer kept as msgpackr's scratch, which would pin
+  // it under every later small response); its bins start 4-byte aligned like the parts'.
+  const { parts, byteLength } = encodeParts(value)
+  const out = Buffer.allocUnsafeSlow(byteLength)
+  let at = 0
+  for (const p of parts) { out.set(p, at); at += p.byteLength }
+  return out
 }
 
 const LARGE = 1 << 20
-const SCRATCH = 1 << 16
 
 /** An upper bound of the encoded size (bin and str payloads plus 9 bytes per token). */
 function sizeBound (v: unknown, depth: number): number {
@@ -80,6 +78,164 @@ function sizeBound (v: unknown, depth: number): number {
     for (const k in v) n += 5 + 3 * k.length + sizeBound((v as Record<string, unknown>)[k], depth + 1)
   }
   return n
+}
+
+/** Bins of at least this many bytes go out as views of the caller's memory, 4-byte aligned. */
+export const VIEW_BYTES = 1 << 12
+
+export interface EncodedParts {
+  /** the body, in order: small msgpack pieces and VIEWS of the value's large bins (not copies) */
+  parts: Uint8Array[]
+  byteLength: number
+}
+
+/**
+ * Encodes `value` as a list of byte chunks whose concatenation is one msgpack value: the
+ * structure and small values (through msgpackr, so scalars encode exactly as encode() does)
+ * in small buffers, and each bin of VIEW_BYTES or more as a view of the caller's own memory,
+ * so a 154 MB answer is written to the socket without being copied into one buffer (keep
+ * the value's memory alive and unmodified until the parts are sent).
+ *
+ * Alignment: a map whose last entry is a large bin (a tensor's `data`, put last) has that
+ * bin's payload start at a multiple of 4 bytes from the start of the body, so a receiver
+ * that holds the body at an aligned address (a fresh buffer) views float32 data in place.
+ * It needs no new field: the map header and that entry's key are written in a wider msgpack
+ * format when the minimal one would misalign (fixmap -> map 16 adds 2 bytes, fixstr -> str 8
+ * -> str 16 add 1 and 2). Every msgpack reader accepts these (the spec's "should use the
+ * smallest format" is a recommendation to writers; readers must accept all formats).
+ */
+export function encodeParts (value: unknown): EncodedParts {
+  const w = new PartWriter()
+  writeValue(w, value, 0)
+  return w.finish()
+}
+
+class PartWriter {
+  readonly parts: Uint8Array[] = []
+  private small: Uint8Array[] = []
+  private smallBytes = 0
+  /** bytes written so far (the offset of the next byte in the body) */
+  pos = 0
+
+  bytes (b: Uint8Array): void {
+    if (b.byteLength === 0) return
+    this.small.push(b)
+    this.smallBytes += b.byteLength
+    this.pos += b.byteLength
+  }
+
+  view (b: Uint8Array): void {
+    this.flush()
+    this.parts.push(b)
+    this.pos += b.byteLength
+  }
+
+  private flush (): void {
+    if (this.small.length === 0) return
+    // the small pieces are copies already (msgpackr's output, our headers): join them once
+    this.parts.push(this.small.length === 1 ? this.small[0] : Buffer.concat(this.small, this.smallBytes))
+    this.small = []
+    this.smallBytes = 0
+  }
+
+  finish (): EncodedParts {
+    this.flush()
+    return { parts: this.parts, byteLength: this.pos }
+  }
+}
+
+function asBytes (v: unknown): Uint8Array | undefined {
+  if (!ArrayBuffer.isView(v) || v instanceof DataView) return undefined
+  return v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+}
+
+/** True when `v` holds a bin of VIEW_BYTES or more somewhere. */
+function hasLargeBin (v: unknown, depth: number): boolean {
+  if (depth > MAX_DEPTH * 4) throw new Error('msgpack encode: value nested too deeply (a cycle?)')
+  if (v === null || typeof v !== 'object') return false
+  if (ArrayBuffer.isView(v)) return v.byteLength >= VIEW_BYTES
+  if (Array.isArray(v)) return v.some(x => hasLargeBin(x, depth + 1))
+  for (const k in v) if (hasLargeBin((v as Record<string, unknown>)[k], depth + 1)) return true
+  return false
+}
+
+function header (...bytes: number[]): Uint8Array { return Uint8Array.from(bytes) }
+
+function sizedHeader (fix: number, fixMax: number, c16: number, c32: number, n: number, width: 1 | 3 | 5): Uint8Array {
+  if (width === 1 && n <= fixMax) return header(fix | n)
+  if (width <= 3 && n <= 0xffff) return header(c16, n >>> 8, n & 0xff)
+  return header(c32, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff)
+}
+
+/** A string in a given format: 0 fixstr, 1 str 8, 2 str 16, 3 str 32 (the smallest that fits if too small). */
+function strBytes (s: string, format: number): Uint8Array {
+  const utf8 = Buffer.from(s, 'utf8')
+  const n = utf8.byteLength
+  if (format <= 0 && n <= 31) return Buffer.concat([header(0xa0 | n), utf8])
+  if (format <= 1 && n <= 0xff) return Buffer.concat([header(0xd9, n), utf8])
+  if (format <= 2 && n <= 0xffff) return Buffer.concat([header(0xda, n >>> 8, n & 0xff), utf8])
+  return Buffer.concat([header(0xdb, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff), utf8])
+}
+
+function binHeader (n: number): Uint8Array {
+  if (n <= 0xff) return header(0xc4, n)
+  if (n <= 0xffff) return header(0xc5, n >>> 8, n & 0xff)
+  return header(0xc6, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff)
+}
+
+function writeValue (w: PartWriter, v: unknown, depth: number): void {
+  if (!hasLargeBin(v, depth)) { w.bytes(packr.pack(v) as Buffer); return }
+  const bin = asBytes(v)
+  if (bin) { w.bytes(binHeader(bin.byteLength)); w.view(bin); return }
+  if (Array.isArray(v)) {
+    w.bytes(sizedHeader(0x90, 15, 0xdc, 0xdd, v.length, 1))
+    for (const x of v) writeValue(w, x, depth + 1)
+    return
+  }
+  // a map: entries without large bins first (encoded now, so their size is known), then
+  // those with one, a direct large bin (a tensor's `data`) last so it can be aligned
+  const obj = v as Record<string, unknown>
+  const smallEntries: Uint8Array[] = []
+  const nested: string[] = []
+  let direct: string | undefined
+  for (const k in obj) {
+    const x = obj[k]
+    if (x === undefined) continue // like JSON.stringify and encode()'s skipValues
+    if (!hasLargeBin(x, depth + 1)) smallEntries.push(packr.pack(k) as Buffer, packr.pack(x) as Buffer)
+    else if (direct === undefined && asBytes(x)) direct = k
+    else nested.push(k)
+  }
+  const count = smallEntries.length / 2 + nested.length + (direct === undefined ? 0 : 1)
+  if (direct === undefined || nested.length > 0) {
+    w.bytes(sizedHeader(0x80, 15, 0xde, 0xdf, count, 1))
+    for (const b of smallEntries) w.bytes(b)
+    for (const k of nested) { w.bytes(packr.pack(k) as Buffer); writeValue(w, obj[k], depth + 1) }
+    if (direct !== undefined) writeDirect(w, direct, asBytes(obj[direct])!, 0)
+    return
+  }
+  let small = 0
+  for (const b of smallEntries) small += b.byteLength
+  const data = asBytes(obj[direct])!
+  const bh = binHeader(data.byteLength).byteLength
+  // the narrowest header width / key format whose payload offset is a multiple of 4
+  let best: { width: 1 | 3 | 5, format: number, size: number } | undefined
+  for (const width of [1, 3, 5] as const) {
+    if (width === 1 && count > 15) continue
+    for (let format = 0; format <= 3; format++) {
+      const key = strBytes(direct, format).byteLength
+      const size = width + small + key + bh
+      if ((w.pos + size) % 4 === 0 && (best === undefined || size < best.size)) best = { width, format, size }
+    }
+  }
+  w.bytes(sizedHeader(0x80, 15, 0xde, 0xdf, count, best?.width ?? 1))
+  for (const b of smallEntries) w.bytes(b)
+  writeDirect(w, direct, data, best?.format ?? 0)
+}
+
+function writeDirect (w: PartWriter, key: string, data: Uint8Array, keyFormat: number): void {
+  w.bytes(strBytes(key, keyFormat))
+  w.bytes(binHeader(data.byteLength))
+  w.view(data)
 }
 
 /**

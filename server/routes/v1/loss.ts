@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify'
 import { zodToError } from '../../../src/compute/evaluate.ts'
 import { getKind } from '../../../src/tasks/registry.ts'
-import { encode } from '../../../src/wire/msgpack.ts'
+import { Readable } from 'node:stream'
+import { encodeParts } from '../../../src/wire/msgpack.ts'
 import { MEDIA_TYPE } from '../../../src/wire/content-type.ts'
 import { evaluationEnvelope } from '../../../schemas/request.ts'
 import { unknownKind } from '../../plugins/evaluator.ts'
@@ -26,7 +27,14 @@ export default async function lossRoutes (app: FastifyInstance): Promise<void> {
         ...(request.ownedBody ? { owned: request.ownedBody } : {})
       })
       reply.type(MEDIA_TYPE[form])
-      return form === 'msgpack' ? encode(answer) : JSON.stringify(answer)
+      if (form === 'json') return JSON.stringify(answer)
+      // msgpack: the structure in small buffers and every gradient as a view of the worker's
+      // result memory, written in order; never one answer-sized buffer (docs/performance.md)
+      const { parts, byteLength } = encodeParts(answer)
+      if (parts.length === 1) return Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength)
+      reply.header('content-length', byteLength)
+      return Readable.from(parts, { objectMode: false })
+
     } finally {
       reply.raw.off('close', onClose)
     }
