@@ -59,13 +59,11 @@ function frameworkErrors (err: FastifyError, request: FastifyRequest, reply: Fas
 }
 
 /** status, code and message of an error Node raised on a connection before a request existed */
-function describeClientError (err: NodeJS.ErrnoException): { status: number, code: string, message: string } {
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    // 408, not the catalogue's 503 'timeout' (a slow worker): the client was too slow to send
-    return { status: 408, code: 'timeout', message: 'the request (headers or body) did not arrive within the server\'s time limit' }
-  }
-  if (err.code === 'HPE_HEADER_OVERFLOW') return { status: 431, code: 'too_large', message: 'the request headers are over the size limit' }
-  return { status: 400, code: 'invalid_body', message: `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})` }
+function describeClientError (err: NodeJS.ErrnoException): LossServerError {
+  // request_timeout (408), not 'timeout' (503, a slow worker): the client was too slow to send
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new LossServerError('request_timeout', 'the request (headers or body) did not arrive within the server\'s time limit')
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new LossServerError('headers_too_large', 'the request headers are over the size limit')
+  return new LossServerError('invalid_body', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`)
 }
 
 /**

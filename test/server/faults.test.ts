@@ -119,7 +119,7 @@ t.test('faults over a real socket', async t => {
     clearInterval(drip)
     const [res] = parseResponses(bytes)
     t.equal(res?.status, 408, bytes.toString('latin1').slice(0, 200))
-    t.equal(JSON.parse(res.body.toString()).error.code, 'timeout')
+    t.equal(JSON.parse(res.body.toString()).error.code, 'request_timeout')
     t.equal(res.headers.connection, 'close')
   })
 
@@ -134,7 +134,7 @@ t.test('faults over a real socket', async t => {
     clearInterval(drip)
     const [res] = parseResponses(bytes)
     t.equal(res?.status, 408, bytes.toString('latin1').slice(0, 200))
-    t.equal(JSON.parse(res.body.toString()).error.code, 'timeout')
+    t.equal(JSON.parse(res.body.toString()).error.code, 'request_timeout')
     t.ok(sent < body.length, 'the body never completed')
     t.same(jobs, [], 'nothing reached a worker')
   })
@@ -144,7 +144,7 @@ t.test('faults over a real socket', async t => {
     const { bytes } = await c.ended
     const [res] = parseResponses(bytes)
     t.equal(res?.status, 408)
-    t.equal(JSON.parse(res.body.toString()).error.code, 'timeout')
+    t.equal(JSON.parse(res.body.toString()).error.code, 'request_timeout')
   })
 
   t.test('a keep-alive connection idle after its answer is closed at --keep-alive-timeout', async t => {
