@@ -50,7 +50,7 @@ t.test('a large msgpack answer: exact Content-Length, gradients 4-byte aligned i
   const d = 128
   const rows = (s: number): Uint8Array => new Uint8Array(Float32Array.from({ length: b * d }, (_, i) => Math.sin(i * s) * 0.1).buffer)
   const inputs = { out_1: { dtype: 'float32', shape: [b, d], data: rows(1) }, out_2: { dtype: 'float32', shape: [b, d], data: rows(2) } }
-  const res = await fetch(`${url}/v1/loss/nt-xent`, { method: 'POST', headers: MSGPACK, body: encode({ inputs }) })
+  const res = await fetch(`${url}/v1/loss/nt-xent`, { method: 'POST', headers: MSGPACK, body: encode({ inputs }) as BodyInit })
   t.equal(res.status, 200)
   t.notOk(res.headers.get('transfer-encoding'), 'not chunked')
   const body = new Uint8Array(await res.arrayBuffer())
@@ -62,7 +62,7 @@ t.test('a large msgpack answer: exact Content-Length, gradients 4-byte aligned i
     t.equal(g.byteOffset % 4, 0, `${name} at offset ${g.byteOffset}`)
   }
   // the same evaluation answered in JSON has the same numbers
-  const json = await (await fetch(`${url}/v1/loss/nt-xent`, { method: 'POST', headers: { ...MSGPACK, accept: 'application/json' }, body: encode({ inputs }) })).json() as any
+  const json = await (await fetch(`${url}/v1/loss/nt-xent`, { method: 'POST', headers: { ...MSGPACK, accept: 'application/json' }, body: encode({ inputs }) as BodyInit })).json() as any
   const g = answer.grads.out_1.data as Uint8Array
   t.same(Array.from(new Float32Array(g.buffer, g.byteOffset, b * d)), json.grads.out_1.data)
   t.equal(answer.loss, json.loss)
