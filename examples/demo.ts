@@ -9,6 +9,8 @@ import { parseArgs } from 'node:util'
 import { BACKENDS, type BackendChoice } from '../src/compute/backend.ts'
 import { firstLastMeans, trainAmdim, trainCpc, type DemoOptions } from './train.ts'
 
+const ENCODER_BACKENDS = BACKENDS.filter(b => b !== 'wasm')
+
 const USAGE = `usage: npm run demo -- [flags]        (AMDIM: feature-map-contrastive, maps 1x1 and 4x4, "01, 11")
        npm run demo:cpc -- [flags]    (cpc: encoder + a server-held cpc instance with Adam)
   --url URL        server to train against (default: start one in this process)
@@ -17,7 +19,8 @@ const USAGE = `usage: npm run demo -- [flags]        (AMDIM: feature-map-contras
   --channels C     encoder channels (default 32)
   --lr X           Adam learning rate (default 0.002)
   --seed S         seed of data, encoder and the server's draws (default 1)
-  --backend NAME   backend of the encoder here: ${BACKENDS.join(' | ')} (default auto)
+  --backend NAME   backend of the encoder here: ${ENCODER_BACKENDS.join(' | ')} (default auto:
+                   tensorflow if its addon is built, else cpu; wasm has no convolution gradients)
   --api-key K      bearer key when the server has --api-keys
   --keep-task      cpc: leave the task instance on the server
   --task amdim|cpc which demo (the npm scripts set it)`
@@ -50,7 +53,7 @@ const positiveInt = (name: string, v: string): number => {
   return n
 }
 if (values.task !== 'amdim' && values.task !== 'cpc') fail(`--task must be amdim or cpc, got '${values.task}'`)
-if (!(BACKENDS as readonly string[]).includes(values.backend)) fail(`--backend must be one of ${BACKENDS.join(', ')}, got '${values.backend}'`)
+if (!(ENCODER_BACKENDS as readonly string[]).includes(values.backend)) fail(`--backend must be one of ${ENCODER_BACKENDS.join(', ')}, got '${values.backend}'`)
 const lr = Number(values.lr)
 if (!(lr > 0)) fail(`--lr must be a number > 0, got '${values.lr}'`)
 const seed = Number(values.seed)

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { LossClient, type LossResult } from '../src/client/index.ts'
 import type { ClientTensor } from '../src/client/tensors.ts'
-import { initBackend, type BackendChoice } from '../src/compute/backend.ts'
+import { initBackend, type BackendChoice, type BackendInfo } from '../src/compute/backend.ts'
 import { Prng } from '../src/tasks/prng.ts'
 import { viewPairs } from './data.ts'
 import { applyServerGrads, createEncoder, toNchw, type Encoder } from './encoder.ts'
@@ -28,7 +28,7 @@ export interface DemoOptions {
   lr?: number
   seed?: number
   apiKey?: string
-  /** backend of this process's encoder (default auto: tensorflow if built, else wasm) */
+  /** backend of this process's encoder (default auto: tensorflow if built, else cpu; never wasm) */
   backend?: BackendChoice
   /** draw the progress bar on stderr (default true) */
   progress?: boolean
@@ -51,6 +51,17 @@ export function firstLastMeans (losses: number[], k = 5): { first: number, last:
   return { first: mean(losses.slice(0, kk)), last: mean(losses.slice(-kk)) }
 }
 
+/**
+ * The encoder's backend. tfjs's wasm backend has no kernels for the gradients of a
+ * convolution (Conv2DBackpropFilter / Conv2DBackpropInput are not registered), so it cannot
+ * train the encoder: auto falls back to cpu where it would pick wasm, and wasm is refused.
+ */
+async function encoderBackend (choice: BackendChoice): Promise<BackendInfo> {
+  if (choice === 'wasm') throw new Error("the encoder cannot train on 'wasm' (tfjs's wasm backend has no convolution gradient kernels); use tensorflow or cpu")
+  const info = await initBackend(choice)
+  return info.backend === 'wasm' ? await initBackend('cpu') : info
+}
+
 interface Loop {
   label: string
   /** views per image the loss needs: 2 (amdim: two views) or 1 (cpc: one image's grid) */
@@ -63,7 +74,7 @@ interface Loop {
 }
 
 async function run (opts: DemoOptions, loop: (client: LossClient, encoder: Encoder) => Promise<Loop & { task?: string }>): Promise<DemoResult> {
-  const info = await initBackend(opts.backend ?? 'auto')
+  const info = await encoderBackend(opts.backend ?? 'auto')
   const seed = opts.seed ?? 1
   const batch = opts.batch ?? 16
   const rng = new Prng(seed)
