@@ -1,7 +1,7 @@
 // One HTTP exchange with the server: global fetch (undici keeps connections alive by
 // default, so requests reuse one socket), msgpack or JSON bodies, safetensors as raw bytes,
 // API errors as LossClientError with the server's status, code, message, path and Retry-After.
-import { decode, encode } from '../wire/msgpack.ts'
+import { decode, encodeParts, type EncodedParts } from '../wire/msgpack.ts'
 import type { WireForm } from '../wire/tensor-codec.ts'
 import { LossClientError, fromErrorBody } from './errors.ts'
 import { parseRetryAfter, withRetries, type RetryPolicy } from './retry.ts'
@@ -25,6 +25,39 @@ export interface Call {
   retry: RetryPolicy
 }
 
+/** A request body: raw bytes, JSON text, or msgpack parts (sent in order, Content-Length set). */
+type Payload = Uint8Array | string | EncodedParts
+
+function bodyInit (payload: Payload, headers: Record<string, string>): RequestInit {
+  if (typeof payload === 'string' || payload instanceof Uint8Array) return { body: payload as BodyInit }
+  if (payload.parts.length === 1) return { body: payload.parts[0] as BodyInit }
+  // undici sends an async iterable with the Content-Length given (not chunked); a fresh
+  // iterator per attempt, so a retry sends the same parts again
+  const { parts } = payload
+  async function * chunks (): AsyncGenerator<Uint8Array> { for (const p of parts) yield p }
+  headers['content-length'] = String(payload.byteLength)
+  return { body: chunks() as unknown as BodyInit, duplex: 'half' } as RequestInit
+}
+
+/**
+ * The answer body in ONE buffer at offset 0 of its own memory: pre-sized from Content-Length
+ * when there is one (each chunk copied into place once, instead of arrayBuffer()'s list of
+ * chunks joined at the end), so float32 gradients that the server aligned are read as views.
+ */
+async function readAll (res: Response): Promise<Uint8Array> {
+  const declared = Number(res.headers.get('content-length') ?? NaN)
+  if (!res.body || !Number.isSafeInteger(declared) || declared < 0) return new Uint8Array(await res.arrayBuffer())
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(declared).buffer, 0, declared)
+  let at = 0
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    if (at + chunk.byteLength > declared) throw new Error(`the answer is longer than its Content-Length of ${declared} bytes`)
+    out.set(chunk, at)
+    at += chunk.byteLength
+  }
+  if (at !== declared) throw new Error(`the answer ended after ${at} bytes; its Content-Length said ${declared}`)
+  return out
+}
+
 const MEDIA = { msgpack: 'application/msgpack', json: 'application/json' } as const
 const now = (): number => performance.now()
 
@@ -32,12 +65,15 @@ export async function call<T> (http: HttpOptions, c: Call, decodeAnswer: (v: unk
   const t0 = now()
   const headers: Record<string, string> = { accept: c.bytes ? 'application/octet-stream' : MEDIA[http.form] }
   if (http.apiKey !== undefined) headers.authorization = `Bearer ${http.apiKey}`
-  let payload: Uint8Array | string | undefined
+  let payload: Payload | undefined
   if (c.body instanceof Uint8Array) {
     payload = c.body
     headers['content-type'] = 'application/octet-stream'
   } else if (c.body !== undefined) {
-    payload = http.form === 'msgpack' ? encode(c.body) : JSON.stringify(c.body)
+    // msgpack: the parts of the body (tensor bytes are views of the caller's arrays, each
+    // 4-byte aligned in the body so the server computes on them in place), streamed with an
+    // exact Content-Length; never copied into one body-sized buffer
+    payload = http.form === 'msgpack' ? encodeParts(c.body) : JSON.stringify(c.body)
     headers['content-type'] = MEDIA[http.form]
   }
   const encodeMs = now() - t0
@@ -55,19 +91,24 @@ export async function call<T> (http: HttpOptions, c: Call, decodeAnswer: (v: unk
   return result
 }
 
-async function once (http: HttpOptions, c: Call, headers: Record<string, string>, payload: Uint8Array | string | undefined): Promise<{ status: number, body: Uint8Array, type: string }> {
+async function once (http: HttpOptions, c: Call, headers: Record<string, string>, payload: Payload | undefined): Promise<{ status: number, body: Uint8Array, type: string }> {
   let res: Response
   try {
     res = await fetch(http.baseUrl + c.path, {
       method: c.method,
       headers,
-      ...(payload !== undefined ? { body: payload as BodyInit } : {}),
+      ...(payload !== undefined ? bodyInit(payload, headers) : {}),
       ...(http.timeoutMs !== undefined ? { signal: AbortSignal.timeout(http.timeoutMs) } : {})
     })
   } catch (err) {
     throw new LossClientError(0, 'connection_failed', `${c.method} ${http.baseUrl}${c.path}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, { cause: err })
   }
-  const body = new Uint8Array(await res.arrayBuffer())
+  let body: Uint8Array
+  try {
+    body = await readAll(res)
+  } catch (err) {
+    throw new LossClientError(0, 'connection_failed', `${c.method} ${http.baseUrl}${c.path}: reading the answer: ${(err as Error).message}`, { cause: err })
+  }
   const type = res.headers.get('content-type') ?? ''
   if (res.ok) return { status: res.status, body, type }
   const retryAfter = parseRetryAfter(res.headers.get('retry-after'))
