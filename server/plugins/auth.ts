@@ -58,12 +58,8 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
     if (!match) {
       reply.header('www-authenticate', 'Bearer realm="ssl-loss-server"')
       const message = request.headers.authorization === undefined ? 'an API key is required: send Authorization: Bearer <key>' : 'the API key is not valid'
-      if (request.headers.upgrade !== undefined) {
-        // a refused WebSocket upgrade: the socket left Node's HTTP handling, so nothing would
-        // ever close it (and app.close() would wait for it); end it after the 401
-        reply.header('connection', 'close')
-        reply.raw.once('finish', () => request.raw.socket?.destroySoon?.())
-      }
+      // a refused WebSocket upgrade's socket is released by server/plugins/limits.ts, as every
+      // refused upgrade's is
       return sendError(request, reply, new LossServerError('unauthorized', message))
     }
     request.owner = match.toString('hex')

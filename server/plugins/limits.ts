@@ -120,14 +120,27 @@ export default fp(async function limits (app: FastifyInstance, opts: { config: P
     }
   })
 
-  // A WebSocket upgrade refused by an onRequest hook that runs before @fastify/websocket's
-  // (401 from auth, 503 while draining, 429 here) is answered on a socket Node has already
-  // handed over: nothing reads it any more, so it would stay open for good (a descriptor and a
-  // --max-connections slot per attempt, and app.close() waiting forever). Release it once the
-  // answer is written, as @fastify/websocket does for the upgrades it refuses itself.
+  // A WebSocket upgrade refused by any hook or route before @fastify/websocket takes it (401
+  // from auth, 503 while draining, 429 here, 404 for a route that is not /v1/stream) is
+  // answered on a socket Node has already handed over: nothing reads it any more, so it would
+  // stay open for good (a descriptor and a --max-connections slot per attempt, and app.close()
+  // waiting forever). The one place that releases it, whoever refused: the answer says
+  // Connection: close, and once it is written the socket is ended, then destroyed when its
+  // last byte has left (or after --header-timeout, for a peer that never reads).
+  const refusedUpgrade = (request: FastifyRequest, reply: FastifyReply): boolean =>
+    (request.raw as http.IncomingMessage & { upgrade?: boolean }).upgrade === true && reply.statusCode !== 101 // set by Node's parser, untyped
+  app.addHook('onSend', async (request, reply) => {
+    if (refusedUpgrade(request, reply)) reply.header('connection', 'close')
+  })
   app.addHook('onResponse', async (request, reply) => {
-    const upgrade = (request.raw as http.IncomingMessage & { upgrade?: boolean }).upgrade // set by Node's parser, untyped
-    if (upgrade && reply.statusCode !== 101 && !request.raw.socket.destroyed) request.raw.socket.destroy()
+    const socket = request.raw.socket
+    if (!refusedUpgrade(request, reply) || !socket || socket.destroyed) return
+    const release = (): void => { socket.destroy() }
+    if (socket.writableFinished) return release()
+    const timer = setTimeout(release, headerTimeoutMs).unref()
+    socket.once('close', () => clearTimeout(timer))
+    socket.once('finish', release)
+    socket.end()
   })
 
   // HTTP pipelining: count the requests of each socket between arrival and the end of the answer
