@@ -17,7 +17,7 @@ const USAGE = `usage: npm run demo -- [flags]        (AMDIM: feature-map-contras
   --steps N        training steps (default 60)
   --batch B        images per step (default 16)
   --channels C     encoder channels (default 32)
-  --lr X           Adam learning rate (default 0.002)
+  --lr X           Adam learning rate (default 0.005)
   --seed S         seed of data, encoder and the server's draws (default 1)
   --backend NAME   backend of the encoder here: ${ENCODER_BACKENDS.join(' | ')} (default auto:
                    tensorflow if its addon is built, else cpu; wasm has no convolution gradients)
@@ -35,7 +35,7 @@ try {
   values = parseArgs({
     options: {
       url: { type: 'string' }, steps: { type: 'string', default: '60' }, batch: { type: 'string', default: '16' },
-      channels: { type: 'string', default: '32' }, lr: { type: 'string', default: '0.002' }, seed: { type: 'string', default: '1' },
+      channels: { type: 'string', default: '32' }, lr: { type: 'string', default: '0.005' }, seed: { type: 'string', default: '1' },
       backend: { type: 'string', default: 'auto' }, 'api-key': { type: 'string' }, 'keep-task': { type: 'boolean' },
       task: { type: 'string', default: 'amdim' }, help: { type: 'boolean', short: 'h' }
     },

@@ -143,7 +143,7 @@ export async function trainCpc (opts: DemoOptions): Promise<DemoResult> {
       kind: 'cpc',
       config: { num_input_channels: encoder.channels, target_dim: 16, hidden_channels: 32, num_blocks: 2 },
       seed,
-      optimizer: { name: 'adam', lr: opts.lr ?? 2e-3 }
+      optimizer: { name: 'adam', lr: opts.lr ?? 5e-3 }
     })
     const stream = await client.stream({ maxInFlight: 1 })
     return {
