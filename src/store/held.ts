@@ -2,9 +2,9 @@
 // worker between calls, as float32 host arrays (what the optimizer updates and the
 // checkpoint writes) and as tensors on the backend (what the loss reads), so a call copies
 // no parameters across threads. An updating step is checkpointed (--checkpoint-every)
-// before it is answered; a failed checkpoint drops the instance from memory, which puts it
-// back at its last durable state (it is reloaded from disk on next use), and the step is
-// answered 503. A replacement worker (after a crash) reloads instances the same way.
+// before it is answered; a failed checkpoint of a step drops the instance from memory, which
+// puts it back at its last durable state (it is reloaded from disk on next use), and the
+// step is answered 503. A failed import or creation leaves what is held untouched. A replacement worker (after a crash) reloads instances the same way.
 import fs from 'node:fs'
 import * as tf from '@tensorflow/tfjs'
 import { LossServerError } from '../errors.ts'
@@ -167,7 +167,15 @@ export class InstanceHost {
         throw err
       }
       h.step = h.optimizer.steps
-      if (h.step - h.durableStep >= (this.settings?.checkpointEvery ?? 1)) this.checkpointOrFail(h, `checkpointing step ${h.step}`)
+      if (h.step - h.durableStep >= (this.settings?.checkpointEvery ?? 1)) {
+        try {
+          this.checkpointOrFail(h, `checkpointing step ${h.step}`)
+        } catch (err) {
+          // memory is ahead of the disk: back to the checkpoint (reloaded on next use)
+          this.drop(meta.id)
+          throw err
+        }
+      }
       this.upload(h)
     }
     return { op: 'loss', result, step: h.step }
@@ -197,12 +205,16 @@ export class InstanceHost {
     h.durableStep = h.step
   }
 
+  /**
+   * Writes `h`'s checkpoint or throws 503 naming the file system's error. Drops nothing: a
+   * creation or an import that fails has not replaced what is held (they write first), and
+   * an updating step rolls itself back.
+   */
   private checkpointOrFail (h: Held, what: string): void {
     try {
       this.checkpoint(h)
     } catch (err) {
       if (err instanceof LossServerError) throw err
-      this.drop(h.meta.id)
       throw new LossServerError('unavailable', `checkpoint failed while ${what} of task instance ${h.meta.id} (${errno(err)}); nothing was applied: the instance stays at its last checkpoint`)
     }
   }
