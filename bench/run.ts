@@ -52,7 +52,7 @@ interface Row {
   compute: Summary, queue: Summary, http: Summary, ws: Summary
   clientEncode: Summary, clientDecode: Summary, wsEncode: Summary, wsDecode: Summary
   bytesUp: number, bytesDown: number, wsBytesUp: number, wsBytesDown: number
-  rssBefore?: number, rssPeak?: number
+  rssBefore?: number, rssPeak?: number, rssBeforeWs?: number, rssPeakWs?: number
   peer?: { median: number, min: number, max: number, torch: string, threads: number, loss: number }
   loss: number
   precision?: { lossRelErr: number, gradRelErr: number, against: string }
@@ -60,6 +60,7 @@ interface Row {
 
 // a zero-copy view takes microseconds: say so rather than print an absurd rate
 const gbs = (rate: number, took: number): string => took < 0.1 ? 'view' : rate.toFixed(2)
+const growth = (peak: number | undefined, before: number | undefined, bytes: number): string => peak === undefined || before === undefined ? '-' : ((peak - before) / bytes).toFixed(2)
 const load = (): string => os.loadavg().map(x => x.toFixed(2)).join(' ')
 
 /** ||a - b|| / ||b|| over every gradient tensor of two answers (same structure). */
@@ -94,6 +95,10 @@ async function benchWorkload (w: Workload, server: { url: string, pid?: number }
     result = r
   }
   const httpEx = last!
+  // the peaks of HTTP and of the WebSocket apart: they take different paths through the server
+  const rssPeak = peak?.stop()
+  const rssBeforeWs = server.pid ? rssBytes(server.pid) : undefined
+  const peakWs = server.pid ? peakTracker(server.pid) : undefined
   const stream = await client.stream({ maxInFlight: 1, onExchange })
   const wt: number[] = []; const we: number[] = []; const wd: number[] = []
   for (let i = 0; i < warmup + repeats; i++) {
@@ -103,13 +108,14 @@ async function benchWorkload (w: Workload, server: { url: string, pid?: number }
   }
   await stream.close()
   const wsEx = last!
-  const rssPeak = peak?.stop()
+  const rssPeakWs = peakWs?.stop()
   const row: Row = {
     workload: w.name, describe: w.describe, kind: w.kind, gflop: w.gflop, tensorBytes: tb,
     compute: summary(c), queue: summary(q), http: summary(h), ws: summary(wt),
     clientEncode: summary(ce), clientDecode: summary(cd), wsEncode: summary(we), wsDecode: summary(wd),
     bytesUp: httpEx.requestBytes, bytesDown: httpEx.responseBytes, wsBytesUp: wsEx.requestBytes, wsBytesDown: wsEx.responseBytes,
     ...(rssBefore !== undefined ? { rssBefore } : {}), ...(rssPeak !== undefined ? { rssPeak } : {}),
+    ...(rssBeforeWs !== undefined ? { rssBeforeWs } : {}), ...(rssPeakWs !== undefined ? { rssPeakWs } : {}),
     loss: result!.loss
   }
   const ref = refs.get(w.peer)
@@ -166,13 +172,13 @@ out.push(torchNote || (torch ? `peer: torch ${torch.torch}, ${torch.threads} thr
 out.push('times in ms: median [min-max]; e2e = client encode -> answer decoded over loopback; ratios against torch medians')
 out.push('')
 out.push(table(
-  ['workload', 'GFLOP', 'compute', 'http e2e', 'ws e2e', 'torch', 'comp/t', 'http/t', 'ws/t', 'GF/s srv', 'GF/s t', 'MB up', 'MB down', 'RSS peak MB', 'growth/tensors'],
+  ['workload', 'GFLOP', 'compute', 'http e2e', 'ws e2e', 'torch', 'comp/t', 'http/t', 'ws/t', 'GF/s srv', 'GF/s t', 'MB up', 'MB down', 'RSS peak MB http/ws', 'growth/tensors http/ws'],
   rows.map(r => [
     r.workload, r.gflop.toFixed(r.gflop < 1 ? 3 : 1), range(r.compute), range(r.http), range(r.ws), range(r.peer),
     ratio(r.compute.median, r.peer?.median), ratio(r.http.median, r.peer?.median), ratio(r.ws.median, r.peer?.median),
     (r.gflop / r.compute.median * 1e3).toFixed(1), r.peer ? (r.gflop / r.peer.median * 1e3).toFixed(1) : '-',
-    mb(r.bytesUp), mb(r.bytesDown), mb(r.rssPeak),
-    r.rssPeak !== undefined && r.rssBefore !== undefined ? `${((r.rssPeak - r.rssBefore) / r.tensorBytes).toFixed(2)}x of ${mb(r.tensorBytes)} MB` : '-'
+    mb(r.bytesUp), mb(r.bytesDown), `${mb(r.rssPeak)} / ${mb(r.rssPeakWs)}`,
+    r.rssPeak !== undefined && r.rssBefore !== undefined ? `${growth(r.rssPeak, r.rssBefore, r.tensorBytes)} / ${growth(r.rssPeakWs, r.rssBeforeWs, r.tensorBytes)}x of ${mb(r.tensorBytes)} MB` : '-'
   ])))
 out.push('')
 out.push('where the HTTP time goes (medians, ms): rest = e2e - compute - queue - client encode - client decode (server decode/prepare/worker transfer/encode + loopback)')

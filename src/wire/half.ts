@@ -96,19 +96,33 @@ export function float16ToFloat32Bulk (src: Uint16Array, dst: Uint32Array): void 
   for (; i < n; i++) dst[i] = t[src[i]]
 }
 
-/** dst[i] = float16 bits of the float32 bits src[i], round to nearest even. */
+/**
+ * dst[i] = float16 bits of the float32 bits src[i], round to nearest even. The normal
+ * float16 range [2^-14, 65536) is one unsigned compare and integer arithmetic written out in
+ * the loop (rebias, add half an ulp minus one plus the lowest kept bit for ties to even,
+ * truncate; a carry into the exponent is correct); the rest takes the exact scalar path.
+ * Two results per 32-bit store where dst is 4-byte aligned: fewer stores; on the loaded 2-core
+ * box 0.6-0.8 GB/s of float16 out vs 0.5-0.7 before (CPU time, best of 5; noisy under load 8-14).
+ */
 export function float32ToFloat16Bulk (src: Uint32Array, dst: Uint16Array): void {
   const n = src.length
-  for (let i = 0; i < n; i++) {
+  let i = 0
+  if (dst.byteOffset % 4 === 0) {
+    const w = new Uint32Array(dst.buffer, dst.byteOffset, n >>> 1)
+    for (let k = 0; k < w.length; k++, i += 2) {
+      const x = src[i]
+      const y = src[i + 1]
+      const a = x & 0x7fffffff
+      const b = y & 0x7fffffff
+      const lo = (a - 0x38800000) >>> 0 < 0x0f000000 ? ((a - 0x37fff001 + ((a >>> 13) & 1)) >>> 13) | ((x >>> 16) & 0x8000) : f32BitsToF16(x)
+      const hi = (b - 0x38800000) >>> 0 < 0x0f000000 ? ((b - 0x37fff001 + ((b >>> 13) & 1)) >>> 13) | ((y >>> 16) & 0x8000) : f32BitsToF16(y)
+      w[k] = lo | (hi << 16)
+    }
+  }
+  for (; i < n; i++) {
     const x = src[i]
     const a = x & 0x7fffffff
-    if (a >= 0x38800000 && a < 0x47800000) {
-      // normal float16 range [2^-14, 65536): rebias, add half an ulp minus one plus the
-      // lowest kept bit (ties to even), truncate; a carry into the exponent is correct
-      dst[i] = ((a - 0x37fff001 + ((a >>> 13) & 1)) >>> 13) | ((x >>> 16) & 0x8000)
-    } else {
-      dst[i] = f32BitsToF16(x)
-    }
+    dst[i] = (a - 0x38800000) >>> 0 < 0x0f000000 ? ((a - 0x37fff001 + ((a >>> 13) & 1)) >>> 13) | ((x >>> 16) & 0x8000) : f32BitsToF16(x)
   }
 }
 
@@ -123,10 +137,21 @@ export function bfloat16ToFloat32Bulk (src: Uint16Array, dst: Uint32Array): void
   for (; i < n; i++) dst[i] = src[i] << 16
 }
 
-/** dst[i] = bfloat16 bits of the float32 bits src[i], round to nearest even. */
+/** dst[i] = bfloat16 bits of the float32 bits src[i], round to nearest even; NaN stays a (quiet) NaN. Paired stores as above. */
 export function float32ToBfloat16Bulk (src: Uint32Array, dst: Uint16Array): void {
   const n = src.length
-  for (let i = 0; i < n; i++) {
+  let i = 0
+  if (dst.byteOffset % 4 === 0) {
+    const w = new Uint32Array(dst.buffer, dst.byteOffset, n >>> 1)
+    for (let k = 0; k < w.length; k++, i += 2) {
+      const x = src[i]
+      const y = src[i + 1]
+      const lo = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16
+      const hi = (y & 0x7fffffff) > 0x7f800000 ? (y >>> 16) | 0x40 : (y + 0x7fff + ((y >>> 16) & 1)) >>> 16
+      w[k] = (lo & 0xffff) | (hi << 16)
+    }
+  }
+  for (; i < n; i++) {
     const x = src[i]
     dst[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16
   }
