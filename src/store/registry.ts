@@ -86,6 +86,14 @@ export class TaskRegistry {
     return out.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id))
   }
 
+  /**
+   * The kind of instance `id` whoever owns it, or undefined (metrics: a label from the
+   * server's own table, never the client's string).
+   */
+  kindOf (id: string): string | undefined {
+    return isTaskId(id) ? this.entries.get(id)?.meta.kind : undefined
+  }
+
   /** The instance's description (kind, config) for preparing a request; 404 as entry(). */
   meta (id: string, owner: string | null): InstanceMeta {
     return this.entry(id, owner).meta
