@@ -22,7 +22,7 @@ export type FrameHandler = (frame: StreamFrameEnvelope, signal: AbortSignal) => 
 
 export interface StreamSessionOptions {
   maxInFlight: number
-  /** called once per answer (metrics): the frame's kind (or undefined), the HTTP-equivalent status */
+  /** called once per answer (metrics): the frame's kind or task id (or undefined), the HTTP-equivalent status */
   onAnswer?: (kind: string | undefined, status: number, seconds: number, bytesOut: number) => void
   /** an unexpected (non-LossServerError) failure, for the log; the client sees 'internal' */
   onInternalError?: (err: unknown) => void
@@ -99,7 +99,7 @@ export class StreamSession {
       err => {
         if (!this.inFlight.has(key)) return
         this.inFlight.delete(key)
-        this.answerError(frame.id, frame.kind, err, t0)
+        this.answerError(frame.id, frame.kind ?? frame.task, err, t0)
         this.next()
       }
     )
@@ -112,12 +112,12 @@ export class StreamSession {
     try {
       bytes = encode(answer)
     } catch (err) {
-      this.answerError(frame.id, frame.kind, err, t0)
+      this.answerError(frame.id, frame.kind ?? frame.task, err, t0)
       this.next()
       return
     }
     this.socket.send(bytes)
-    this.options.onAnswer?.(frame.kind, status, (performance.now() - t0) / 1000, bytes.byteLength)
+    this.options.onAnswer?.(frame.kind ?? frame.task, status, (performance.now() - t0) / 1000, bytes.byteLength)
     this.next()
   }
 

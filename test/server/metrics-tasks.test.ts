@@ -102,6 +102,8 @@ t.test('stream task frames are counted', async t => {
   const { text, samples } = await scrape(app)
   const moved = (name: string, where: Record<string, string>): number => sum(samples, name, where) - sum(before, name, where)
   t.equal(moved('ssl_loss_requests_total', { transport: 'ws', status: '200' }), 3, 'three answered steps')
+  t.equal(moved('ssl_loss_requests_total', { kind: 'cpc', transport: 'ws', status: '200' }), 3, 'labelled with the instance\'s kind')
+  t.equal(moved('ssl_loss_task_calls_total', { kind: 'cpc', op: 'loss', transport: 'ws', status: '200' }), 3, 'and counted as task calls')
   t.equal(moved('ssl_loss_requests_total', { transport: 'ws', status: '404' }), 1, 'and the unknown instance')
   t.equal(moved('ssl_loss_requests_total', { kind: 'unknown', transport: 'ws', status: '404' }), 1, 'an instance the server does not hold is unknown')
   t.equal(moved('ssl_loss_jobs_total', { kind: 'cpc', outcome: 'ok' }), 3, 'the worker ran three cpc jobs')
