@@ -15,7 +15,15 @@ declare module 'fastify' {
 export default fp(async function lifecycle (app: FastifyInstance) {
   const state = { draining: false }
   app.decorate('lifecycle', state)
-  app.addHook('preClose', async () => { state.draining = true })
+  // Keep-alive connections that were busy when close() began become idle later and would hold
+  // server.close() open for --keep-alive-timeout: close them as they go idle while draining.
+  let sweeper: NodeJS.Timeout | undefined
+  app.addHook('preClose', async () => {
+    state.draining = true
+    sweeper = setInterval(() => app.server.closeIdleConnections(), 250)
+    sweeper.unref()
+  })
+  app.addHook('onClose', async () => { clearInterval(sweeper) })
   // answers finished while draining close their connection, so keep-alive sockets do not
   // hold the server open for keepAliveTimeout (72 s in Fastify) after the last answer
   app.addHook('onSend', async (_request, reply) => { if (state.draining) reply.header('connection', 'close') })

@@ -13,6 +13,8 @@ declare module 'fastify' {
   }
 }
 
+const CLOSE_GRACE_MS = 5000
+
 export default fp(async function websocketPlugin (app: FastifyInstance, opts: { maxPayload: number }) {
   const streams = new Set<StreamSession>()
   app.decorate('streams', streams)
@@ -20,7 +22,16 @@ export default fp(async function websocketPlugin (app: FastifyInstance, opts: { 
     options: { maxPayload: opts.maxPayload, perMessageDeflate: false },
     preClose: async function () {
       await Promise.all([...streams].map(s => s.drain()))
-      // clients that were not streams (or did not answer the close handshake) go now
+      // A drained stream has sent its last answers and a 1001 close; terminating its socket
+      // now would cut off an answer still in the send buffer (megabytes of gradients), so wait
+      // for the close handshakes, at most CLOSE_GRACE_MS. Clients that do not answer go then.
+      const open = [...app.websocketServer.clients].filter(c => c.readyState !== c.CLOSED)
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        Promise.all(open.map(c => new Promise(resolve => c.once('close', resolve)))),
+        new Promise(resolve => { timer = setTimeout(resolve, CLOSE_GRACE_MS) })
+      ])
+      clearTimeout(timer)
       for (const client of app.websocketServer.clients) client.terminate()
       await new Promise<void>(resolve => app.websocketServer.close(() => resolve()))
     }

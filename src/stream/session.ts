@@ -156,6 +156,9 @@ export class StreamSession {
 
   private maybeFinishDrain (): void {
     if (!this.draining || this.inFlight.size > 0) return
+    // read again so the client's half of the close handshake arrives (frames that come
+    // meanwhile are answered not_ready by onFrame, or dropped once closed)
+    if (this.paused) { this.paused = false; this.socket.resume() }
     this.socket.close(1001, 'server shutting down')
     this.close()
   }

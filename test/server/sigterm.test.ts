@@ -23,9 +23,12 @@ t.test('SIGTERM drains and exits 0', async t => {
   t.match(log, /"configuration"/, 'the config is printed at start')
 
   const s = await openStream(url)
-  const heavy = decode(heavyNtXent()) as object
+  // heavy enough (about 6 GFLOP, most of a second on one wasm thread) that the running and the
+  // waiting evaluation can be observed before SIGTERM
+  const body = heavyNtXent(512, 1024)
+  const heavy = decode(body) as object
   s.ws.send(encode({ id: 'in-flight', kind: 'nt-xent', ...heavy }))
-  const httpInFlight = fetch(`${url}/v1/loss/nt-xent`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: new Uint8Array(heavyNtXent()) })
+  const httpInFlight = fetch(`${url}/v1/loss/nt-xent`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: new Uint8Array(body) })
   const gauge = async (name: string): Promise<number> => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1])
   let busy = 0
   let queued = 0
