@@ -1,5 +1,8 @@
 // Builds the real app (buildServer, the same as npm start) with a small pool for tests, and
 // turns the shared fixtures into msgpack / JSON bodies and answers back into numbers.
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import type { Test } from 'tap'
@@ -125,6 +128,25 @@ export function heavyNtXent (b = 256, d = 512): Buffer {
 }
 
 export const MSGPACK = { 'content-type': 'application/msgpack' }
+
+export interface RealServer { child: ChildProcess, url: string, log: () => string, exited: Promise<number | null> }
+
+/**
+ * The real entry (`server/start.ts`) as a child process on a free port with `args` (wasm, one
+ * worker unless args say otherwise), ready when its workers are warm; killed at teardown.
+ */
+export async function startRealServer (t: Teardown, args: string[]): Promise<RealServer> {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', 'wasm', '--workers', '1', '--port', '0', '--log-level', 'info', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let log = ''
+  child.stdout!.on('data', d => { log += d })
+  child.stderr!.on('data', d => { log += d })
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  await until(() => /workers warm: ready/.test(log) || child.exitCode !== null, 'the server to be ready', 120_000)
+  if (child.exitCode !== null) throw new Error(`the server exited: ${log}`)
+  return { child, url: /Server listening at (http:\/\/[\d.:]+)/.exec(log)![1], log: () => log, exited }
+}
 
 /** Opens a WebSocket to `${url}/v1/stream` and collects its answers by id. */
 export async function openStream (url: string): Promise<{ ws: WebSocket, answers: Map<unknown, any>, next: (n: number) => Promise<any[]>, closed: Promise<{ code: number, reason: string }> }> {

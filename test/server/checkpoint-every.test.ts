@@ -4,30 +4,18 @@
 // restart is at step 3, bit for bit); a graceful stop (SIGTERM) writes the pending steps
 // first (the restart is at step 5).
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { readSafetensors } from '../../src/store/safetensors.ts'
-import { until } from '../helpers/server.ts'
+import { startRealServer, type RealServer } from '../helpers/server.ts'
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CONFIG = { num_input_channels: 3, target_dim: 4, hidden_channels: 8, num_blocks: 1 }
 
-interface Server { child: ChildProcess, url: string, exited: Promise<number | null> }
-
-async function start (t: Test, dataDir: string): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', 'wasm', '--workers', '1', '--port', '0', '--data-dir', dataDir, '--checkpoint-every', '3', '--log-level', 'info'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let log = ''
-  child.stdout!.on('data', d => { log += d })
-  child.stderr!.on('data', d => { log += d })
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  await until(() => /workers warm: ready/.test(log) || child.exitCode !== null, 'the server to be ready', 120_000)
-  if (child.exitCode !== null) throw new Error(`the server exited: ${log}`)
-  t.match(log, /"checkpointEvery":3/, 'the server runs with --checkpoint-every 3')
-  return { child, url: /Server listening at (http:\/\/[\d.:]+)/.exec(log)![1], exited }
+async function start (t: Test, dataDir: string): Promise<RealServer> {
+  const server = await startRealServer(t, ['--data-dir', dataDir, '--checkpoint-every', '3'])
+  t.match(server.log(), /"checkpointEvery":3/, 'the server runs with --checkpoint-every 3')
+  return server
 }
 
 function zOf (k: number): object {

@@ -5,31 +5,18 @@
 // "ahead by the one in flight" the only other possibility); both cases are checked bit for
 // bit. Then damaged checkpoints are quarantined with a log line and the server starts.
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { readSafetensors, writeSafetensors } from '../../src/store/safetensors.ts'
 import { newTaskId } from '../../src/store/ids.ts'
-import { until } from '../helpers/server.ts'
+import { startRealServer, type RealServer } from '../helpers/server.ts'
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CONFIG = { num_input_channels: 3, target_dim: 4, hidden_channels: 8, num_blocks: 1 }
 const OPTIMIZER = { name: 'adam', lr: 0.01 }
 
-interface Server { child: ChildProcess, url: string, log: () => string, exited: Promise<number | null> }
-
-async function start (t: Test, dataDir: string): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', 'wasm', '--workers', '1', '--port', '0', '--data-dir', dataDir, '--log-level', 'info'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let log = ''
-  child.stdout!.on('data', d => { log += d })
-  child.stderr!.on('data', d => { log += d })
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  await until(() => /workers warm: ready/.test(log) || child.exitCode !== null, 'the server to be ready', 120_000)
-  if (child.exitCode !== null) throw new Error(`the server exited: ${log}`)
-  return { child, url: /Server listening at (http:\/\/[\d.:]+)/.exec(log)![1], log: () => log, exited }
+function start (t: Test, dataDir: string): Promise<RealServer> {
+  return startRealServer(t, ['--data-dir', dataDir])
 }
 
 function zOf (k: number): object {
