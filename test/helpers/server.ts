@@ -117,8 +117,8 @@ export async function until (cond: () => boolean, what: string, ms = 60_000): Pr
   }
 }
 
-/** An nt-xent body that keeps a wasm worker busy for seconds (b 256, d 512: about 3 s here). */
-export function heavyNtXent (b = 256, d = 512): Buffer {
+/** An nt-xent body that keeps a wasm worker busy for a while (b 512, d 1024: about 6 GFLOP with its gradients, near a second on one wasm thread). */
+export function heavyNtXent (b = 512, d = 1024): Buffer {
   const t = (seed: number): { dtype: string, shape: number[], data: Uint8Array } => {
     const f = new Float32Array(b * d)
     for (let i = 0; i < f.length; i++) f[i] = Math.sin(seed * 7919 + i) * 0.1

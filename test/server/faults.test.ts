@@ -80,7 +80,7 @@ t.test('faults over a real socket', async t => {
 
   t.test('a client that disconnects mid-answer: the answer is dropped, the server serves on', async t => {
     const jobs = jobLog(t, pool)
-    const body = heavyNtXent() // its answer carries 2 x 512 KiB of gradients
+    const body = heavyNtXent() // its answer carries 2 x 2 MiB of gradients
     const c = await connect(url)
     c.socket.setNoDelay(true)
     await c.write(postHead('/v1/loss/nt-xent', body.length, 'application/msgpack', 'Accept: application/json\r\n'))
