@@ -11,7 +11,7 @@ const small = (): Record<string, unknown> => {
   return { inputs: { out_1: t(1), out_2: t(2) } }
 }
 
-const { app, url } = await testServer(t, { listen: true, wsMaxPayload: 4 * 1024 * 1024 })
+const { app, url } = await testServer(t, { listen: true, wsMaxPayload: 8 * 1024 * 1024 })
 
 t.test('errors answer their own frame; the connection keeps serving', async t => {
   const s = await openStream(url)
@@ -37,7 +37,7 @@ t.test('errors answer their own frame; the connection keeps serving', async t =>
 
 t.test('a frame over maxPayload closes the connection with 1009', async t => {
   const s = await openStream(url)
-  s.ws.send(Buffer.alloc(4 * 1024 * 1024 + 1))
+  s.ws.send(Buffer.alloc(8 * 1024 * 1024 + 1))
   const { code } = await s.closed
   t.equal(code, 1009)
 })
