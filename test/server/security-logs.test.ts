@@ -2,30 +2,20 @@
 // with two keys, asked with the right key, a wrong one, none, over HTTP and the WebSocket
 // upgrade, then stopped; its whole stdout and stderr must not contain any of the keys.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { encode } from '../../src/wire/msgpack.ts'
-import { until } from '../helpers/server.ts'
+import { startRealServer } from '../helpers/server.ts'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const KEYS = ['key-AAAA-0123456789abcdef', 'key-BBBB-fedcba9876543210']
 const WRONG = 'key-CCCC-not-a-configured-one'
 
 t.test('API keys are never logged, right or wrong, at trace level', { timeout: 180_000 }, async t => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssl-loss-keys-'))
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', 'wasm', '--workers', '1', '--port', '0', '--log-level', 'trace', '--data-dir', dataDir, '--api-keys', KEYS.join(',')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let log = ''
-  child.stdout.on('data', d => { log += d })
-  child.stderr.on('data', d => { log += d })
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  await until(() => /workers warm: ready/.test(log), 'the server to be ready', 120_000)
-  const url = /Server listening at (http:\/\/[\d.:]+)/.exec(log)![1]
+  const { child, url, log, exited } = await startRealServer(t, ['--log-level', 'trace', '--data-dir', dataDir, '--api-keys', KEYS.join(',')])
 
   const f32 = new Uint8Array(Float32Array.from([1, 2, 3, 4]).buffer)
   const body = encode({ inputs: { out_1: { dtype: 'float32', shape: [2, 2], data: f32 }, out_2: { dtype: 'float32', shape: [2, 2], data: f32 } } })
@@ -44,9 +34,9 @@ t.test('API keys are never logged, right or wrong, at trace level', { timeout: 1
   }
   child.kill('SIGTERM')
   t.equal(await exited, 0)
-  t.ok(log.length > 1000, `the log has content (${log.length} bytes)`)
-  t.match(log, /incoming request/, 'requests were logged')
-  for (const secret of [...KEYS, WRONG]) t.notOk(log.includes(secret), `the log never contains ${secret.slice(0, 8)}...`)
+  t.ok(log().length > 1000, `the log has content (${log().length} bytes)`)
+  t.match(log(), /incoming request/, 'requests were logged')
+  for (const secret of [...KEYS, WRONG]) t.notOk(log().includes(secret), `the log never contains ${secret.slice(0, 8)}...`)
   // the secret part alone either
-  for (const secret of [...KEYS, WRONG]) t.notOk(log.includes(secret.slice(9)), 'nor its tail')
+  for (const secret of [...KEYS, WRONG]) t.notOk(log().includes(secret.slice(9)), 'nor its tail')
 })

@@ -2,25 +2,12 @@
 // (503 not_ready, or the port no longer accepts), in-flight HTTP and WebSocket work is
 // answered, the stream closes 1001, and the process exits 0.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { encode, decode } from '../../src/wire/msgpack.ts'
-import { heavyNtXent, openStream, until } from '../helpers/server.ts'
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+import { heavyNtXent, openStream, startRealServer, until } from '../helpers/server.ts'
 
 t.test('SIGTERM drains and exits 0', async t => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', 'wasm', '--workers', '1', '--port', '0', '--log-level', 'info'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let log = ''
-  child.stdout.on('data', d => { log += d })
-  child.stderr.on('data', d => { log += d })
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-
-  await until(() => /workers warm: ready/.test(log), 'the server to be ready', 120_000)
-  const url = /Server listening at (http:\/\/[\d.:]+)/.exec(log)![1]
-  t.match(log, /"configuration"/, 'the config is printed at start')
+  const { child, url, log, exited } = await startRealServer(t, [])
+  t.match(log(), /"configuration"/, 'the config is printed at start')
 
   const s = await openStream(url)
   // heavy enough (about 6 GFLOP, most of a second on one wasm thread) that the running and the
@@ -40,7 +27,7 @@ t.test('SIGTERM drains and exits 0', async t => {
   t.same([busy, queued], [1, 1], 'one evaluation running, one waiting')
 
   child.kill('SIGTERM')
-  await until(() => /SIGTERM: draining/.test(log), 'the drain to begin')
+  await until(() => /SIGTERM: draining/.test(log()), 'the drain to begin')
   const late = await fetch(`${url}/v1/loss/nt-xent`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: new Uint8Array(heavyNtXent(4, 4)) })
     .then(async r => ({ status: r.status, code: (decode(Buffer.from(await r.arrayBuffer())) as any).error?.code }), (err: Error) => ({ status: 0, code: (err.cause as { code?: string })?.code ?? err.message }))
   t.ok((late.status === 503 && late.code === 'not_ready') || late.code === 'ECONNREFUSED', `a new request is refused: ${JSON.stringify(late)}`)
@@ -52,5 +39,5 @@ t.test('SIGTERM drains and exits 0', async t => {
   const res = await httpInFlight
   t.equal(res.status, 200, 'the in-flight HTTP request is answered')
   t.equal(await exited, 0, 'exit 0')
-  t.match(log, /"stopped"/)
+  t.match(log(), /"stopped"/)
 })
