@@ -4,21 +4,31 @@
 // socket and TCP pushes back, instead of piling up here. An error answers its own frame and
 // keeps the connection; a dropped connection cancels what still waits for a worker.
 import { LossServerError } from '../errors.ts'
-import { decode, encode } from '../wire/msgpack.ts'
+import { decode, encode, encodeParts } from '../wire/msgpack.ts'
 import { zodToError } from '../compute/evaluate.ts'
 import { streamFrameEnvelope, type StreamFrameEnvelope } from '../../schemas/stream.ts'
 
 /** What the session needs of its socket. */
 export interface StreamSocket {
   send (frame: Buffer): void
+  /**
+   * One message written as consecutive fragments (RFC 6455 §5.4: the first frame binary,
+   * the rest continuation frames, FIN on the last): large answers go out as views of the
+   * gradient memory instead of being copied into one message-sized buffer first.
+   */
+  sendFragments? (parts: Uint8Array[]): void
   /** stop / restart reading frames from the network */
   pause (): void
   resume (): void
   close (code: number, reason: string): void
 }
 
-/** Evaluates one validated frame; rejects with LossServerError for the client's mistakes. */
-export type FrameHandler = (frame: StreamFrameEnvelope, signal: AbortSignal) => Promise<unknown>
+/**
+ * Evaluates one validated frame; rejects with LossServerError for the client's mistakes.
+ * `owned` is the frame's ArrayBuffer when nothing else views it (its tensors may move to a
+ * worker with it, as an HTTP body does, instead of being copied).
+ */
+export type FrameHandler = (frame: StreamFrameEnvelope, signal: AbortSignal, owned?: ArrayBuffer) => Promise<unknown>
 
 export interface StreamSessionOptions {
   maxInFlight: number
@@ -94,7 +104,7 @@ export class StreamSession {
     const key = ++this.seq
     const controller = new AbortController()
     this.inFlight.set(key, controller)
-    this.handler(frame, controller.signal).then(
+    this.handler(frame, controller.signal, ownedBuffer(data)).then(
       result => this.finish(key, frame, { id: frame.id, ok: true, result }, 200, t0),
       err => {
         if (!this.inFlight.has(key)) return
@@ -108,16 +118,25 @@ export class StreamSession {
   private finish (key: number, frame: StreamFrameEnvelope, answer: unknown, status: number, t0: number): void {
     if (!this.inFlight.has(key)) return // the connection closed meanwhile
     this.inFlight.delete(key)
-    let bytes: Buffer
+    let byteLength: number
     try {
-      bytes = encode(answer)
+      if (this.socket.sendFragments) {
+        // the structure in small pieces, each gradient a view of the worker's result memory
+        const encoded = encodeParts(answer)
+        byteLength = encoded.byteLength
+        if (encoded.parts.length === 1) this.socket.send(toBuffer(encoded.parts[0]))
+        else this.socket.sendFragments(encoded.parts)
+      } else {
+        const bytes = encode(answer)
+        byteLength = bytes.byteLength
+        this.socket.send(bytes)
+      }
     } catch (err) {
       this.answerError(frame.id, frame.kind ?? frame.task, err, t0)
       this.next()
       return
     }
-    this.socket.send(bytes)
-    this.options.onAnswer?.(frame.kind ?? frame.task, status, (performance.now() - t0) / 1000, bytes.byteLength)
+    this.options.onAnswer?.(frame.kind ?? frame.task, status, (performance.now() - t0) / 1000, byteLength)
     this.next()
   }
 
@@ -162,6 +181,21 @@ export class StreamSession {
     this.socket.close(1001, 'server shutting down')
     this.close()
   }
+}
+
+/**
+ * The frame's memory when the frame is the whole of it: a message ws reassembled from
+ * fragments or read into a buffer of its own. A slice of a shared buffer (Node's small-buffer
+ * pool, a socket read that also holds other bytes) is not owned and gets copied on the way
+ * to a worker instead.
+ */
+function ownedBuffer (data: Buffer): ArrayBuffer | undefined {
+  const buf = data.buffer
+  return buf instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buf.byteLength ? buf : undefined
+}
+
+function toBuffer (b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }
 
 /** The id of an unreadable or invalid frame, when one can be read at all (else null). */

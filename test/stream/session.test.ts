@@ -120,3 +120,57 @@ t.test('drain answers what is in flight, refuses new frames, then closes 1001', 
   // reading resumes before the close so the client's half of the handshake can arrive
   t.same(log, ['pause', 'resume', 'close 1001 server shutting down'])
 })
+
+t.test('a large answer goes out as fragments whose concatenation is the one message, its gradients as views of the result memory', async t => {
+  const messages: Uint8Array[][] = []
+  const whole: Buffer[] = []
+  const socket: StreamSocket = {
+    send: b => { whole.push(b) },
+    sendFragments: parts => { messages.push(parts) },
+    pause: () => {},
+    resume: () => {},
+    close: () => {}
+  }
+  const grad = new Float32Array(100_000).map((_, i) => Math.sin(i))
+  const gradBytes = new Uint8Array(grad.buffer)
+  const s = new StreamSession(socket, async () => ({ loss: 1.5, grads: { x: { dtype: 'float32', shape: [100_000], data: gradBytes } } }), { maxInFlight: 1 })
+  s.onFrame(frame(7))
+  await tick()
+  t.equal(whole.length, 0, 'not sent as one buffer')
+  t.equal(messages.length, 1)
+  const parts = messages[0]
+  t.ok(parts.length > 1, `${parts.length} fragments`)
+  t.ok(parts.some(p => p.buffer === grad.buffer), 'the gradient is written from its own memory, not a copy')
+  const joined = Buffer.concat(parts)
+  const answer = decode(joined) as any
+  t.equal(answer.id, 7)
+  t.equal(answer.ok, true)
+  t.equal(answer.result.loss, 1.5)
+  const data = answer.result.grads.x.data as Uint8Array
+  t.same(new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)), grad)
+
+  // a small answer stays one frame
+  const s2 = new StreamSession(socket, async () => ({ loss: 2 }), { maxInFlight: 1 })
+  s2.onFrame(frame(8))
+  await tick()
+  t.equal(messages.length, 1, 'no fragments for a small answer')
+  t.same(decode(whole[0]), { id: 8, ok: true, result: { loss: 2 } })
+})
+
+t.test('the handler gets the frame memory as owned only when the frame is the whole of its buffer', async t => {
+  const { socket } = fakeSocket()
+  const seen: Array<ArrayBuffer | undefined> = []
+  const s = new StreamSession(socket, async (_f, _s, owned) => { seen.push(owned); return 1 }, { maxInFlight: 4 })
+  const own = Buffer.from(frame(1)) // a copy: Buffer.from(buffer) of a small frame comes from the shared pool
+  const alone = Buffer.allocUnsafeSlow(own.byteLength)
+  own.copy(alone)
+  s.onFrame(alone)
+  const big = Buffer.allocUnsafeSlow(own.byteLength + 16)
+  own.copy(big, 8)
+  s.onFrame(big.subarray(8, 8 + own.byteLength))
+  s.onFrame(own)
+  await tick()
+  t.equal(seen[0], alone.buffer, 'a frame that is its whole buffer is owned')
+  t.equal(seen[1], undefined, 'a slice of a larger buffer is not')
+  t.equal(seen[2], own.byteOffset === 0 && own.byteLength === own.buffer.byteLength ? own.buffer : undefined)
+})

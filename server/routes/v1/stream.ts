@@ -6,19 +6,24 @@ import type { StreamFrameEnvelope } from '../../../schemas/stream.ts'
 
 export default async function streamRoutes (app: FastifyInstance, opts: { maxInFlight: number }): Promise<void> {
   // `task` frames go to the instance (server/plugins/store.ts), as the caller's key sees it
-  const handle = (frame: StreamFrameEnvelope, signal: AbortSignal, owner: string | null): Promise<unknown> => {
-    if (frame.task !== undefined) return app.tasks.evaluate(frame.task, owner, frame, { form: 'msgpack', signal })
+  const handle = (frame: StreamFrameEnvelope, signal: AbortSignal, owner: string | null, owned: ArrayBuffer | undefined): Promise<unknown> => {
+    const opts = { form: 'msgpack' as const, signal, ...(owned ? { owned } : {}) }
+    if (frame.task !== undefined) return app.tasks.evaluate(frame.task, owner, frame, opts)
     const { config, inputs, params, options } = frame
-    return app.evaluator.evaluate(frame.kind!, { config, inputs, params, options }, { form: 'msgpack', signal })
+    return app.evaluator.evaluate(frame.kind!, { config, inputs, params, options }, opts)
   }
 
   app.get('/stream', { websocket: true }, (socket, request) => {
     const session = new StreamSession({
       send: frame => socket.send(frame, { binary: true }),
+      sendFragments: parts => {
+        const last = parts.length - 1
+        parts.forEach((part, i) => socket.send(part, { binary: true, fin: i === last }))
+      },
       pause: () => socket.pause(),
       resume: () => socket.resume(),
       close: (code, reason) => socket.close(code, reason)
-    }, (frame, signal) => handle(frame, signal, request.owner), {
+    }, (frame, signal, owned) => handle(frame, signal, request.owner, owned), {
       maxInFlight: opts.maxInFlight,
       onAnswer: (kind, status, seconds, bytes) => {
         app.metrics.request(kind ?? 'unknown', 'ws', status, seconds)
