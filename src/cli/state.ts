@@ -5,8 +5,6 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { LossClient, LossClientError } from '../client/index.ts'
-import { call } from '../client/http.ts'
-import { retryPolicy } from '../client/retry.ts'
 import { EXIT, wantsHelp, type CliIo } from './io.ts'
 import { STATE_USAGE } from './usage.ts'
 
@@ -53,7 +51,7 @@ export async function stateCommand (argv: string[], io: CliIo): Promise<number> 
   const client = new LossClient({ url, ...(apiKey !== undefined ? { apiKey } : {}) })
   try {
     if (sub === 'export') {
-      const bytes = values.optimizer === true ? await exportWithOptimizer(url, task, apiKey) : await client.exportState(task)
+      const bytes = values.optimizer === true ? await client.exportState(task, { optimizer: true }) : await client.exportState(task)
       writeOut(file, bytes)
       io.stderr(`exported task ${task}${values.optimizer === true ? ' with its optimizer state' : ''}: ${bytes.byteLength} bytes to ${file === '-' ? 'stdout' : file}\n`)
     } else {
@@ -74,16 +72,6 @@ export async function stateCommand (argv: string[], io: CliIo): Promise<number> 
     }
     throw err
   }
-}
-
-/**
- * GET /v1/tasks/{id}/state?optimizer=true. LossClient.exportState has no way to ask for the
- * optimizer state yet, so this goes through the client's own HTTP layer (same headers,
- * errors and retries).
- */
-async function exportWithOptimizer (url: string, task: string, apiKey: string | undefined): Promise<Uint8Array> {
-  const http = { baseUrl: url.replace(/\/+$/, ''), form: 'msgpack' as const, ...(apiKey !== undefined ? { apiKey } : {}) }
-  return await call<Uint8Array>(http, { method: 'GET', path: `/v1/tasks/${encodeURIComponent(task)}/state?optimizer=true`, bytes: true, retry: retryPolicy(undefined) })
 }
 
 function writeOut (file: string, bytes: Uint8Array): void {

@@ -95,8 +95,10 @@ export class LossClient {
   }
 
   /** GET /v1/tasks/{id}/state: parameters (and optimizer state) as safetensors bytes. */
-  async exportState (id: string): Promise<Uint8Array> {
-    return await call(this.http, { method: 'GET', path: `/v1/tasks/${seg(id)}/state`, bytes: true, retry: this.retry })
+  async exportState (id: string, opts: { optimizer?: boolean } = {}): Promise<Uint8Array> {
+    // ?optimizer=true adds the optimizer state (moments, step) to the parameters (docs/task-instances.md)
+    const query = opts.optimizer === true ? '?optimizer=true' : ''
+    return await call(this.http, { method: 'GET', path: `/v1/tasks/${seg(id)}/state${query}`, bytes: true, retry: this.retry })
   }
 
   /** PUT /v1/tasks/{id}/state with safetensors bytes; answers the instance. */
