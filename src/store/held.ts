@@ -56,8 +56,15 @@ export class InstanceHost {
     if (op.op === 'loss') return this.loss(h, op.request.inputs, op.request.options, op.update)
     if (op.op === 'export') return { op: 'export', state: this.snapshot(h, op.optimizer) }
     if (op.op === 'import') return this.import(h, op.state)
+    // the file first: an instance whose checkpoint cannot be removed (read-only disk) is not
+    // deleted, and stays held (a restart would bring it back otherwise)
+    try {
+      removeCheckpoint(this.file(h.meta.id))
+    } catch (err) {
+      if (err instanceof LossServerError) throw err
+      throw new LossServerError('unavailable', `task instance ${h.meta.id} cannot be deleted: its checkpoint cannot be removed (${errno(err)}); the instance is kept`)
+    }
     this.drop(h.meta.id)
-    removeCheckpoint(this.file(h.meta.id))
     return { op: 'delete' }
   }
 

@@ -19,10 +19,19 @@ export interface RestoreReport {
   ignored: string[]
 }
 
-/** Creates the data directory if needed (fails fast when it cannot) and restores it. */
+/**
+ * Creates the data directory if needed and restores it. Fails fast, with a message that
+ * names the directory and the file system's error, when it cannot be created, read or
+ * written (a read-only mount is EROFS even for root): a server that could not checkpoint
+ * would acknowledge steps it cannot keep.
+ */
 export function restoreInstances (dataDir: string): RestoreReport {
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-  fs.accessSync(dataDir, fs.constants.R_OK | fs.constants.W_OK)
+  try {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    fs.accessSync(dataDir, fs.constants.R_OK | fs.constants.W_OK)
+  } catch (err) {
+    throw new Error(`the data directory ${dataDir} (--data-dir) cannot be used (${(err as Error).message}); task instances need a readable and writable directory`, { cause: err })
+  }
   const report: RestoreReport = { instances: [], quarantined: [], removedTemp: [], ignored: [] }
   for (const name of fs.readdirSync(dataDir).sort()) {
     if (name === QUARANTINE_DIR) continue
