@@ -3,10 +3,10 @@
 // prepare pipeline; every other type is 415. The body limit applies before decoding (413).
 // msgpack bodies are read by readBody below (one pre-sized buffer); JSON by Fastify.
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Readable } from 'node:stream'
 import { LossServerError } from '../../src/errors.ts'
-import { decode } from '../../src/wire/msgpack.ts'
+import { decode, encodeParts, JOIN_BELOW_BYTES } from '../../src/wire/msgpack.ts'
 import { requestForm, responseForm, type WireForm } from '../../src/wire/content-type.ts'
 
 declare module 'fastify' {
@@ -19,6 +19,20 @@ declare module 'fastify' {
 /** The form of the answer: Accept, else the request's type, else JSON. */
 export function answerForm (request: FastifyRequest): WireForm {
   return responseForm(request.headers.accept, requestForm(request.headers['content-type']) ?? 'json')
+}
+
+/**
+ * A msgpack answer as Fastify's payload. A large one (tensors of a Bolts-size request) is a
+ * stream of parts: the structure in small buffers and every gradient a view of the worker's
+ * result memory, written in order with an exact Content-Length, never one answer-sized copy
+ * (docs/performance.md). A small one (JOIN_BELOW_BYTES) is joined once.
+ */
+export function msgpackPayload (reply: FastifyReply, value: unknown): Buffer | Readable {
+  const { parts, byteLength } = encodeParts(value)
+  if (parts.length === 1) return Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength)
+  if (byteLength < JOIN_BELOW_BYTES) return Buffer.concat(parts, byteLength)
+  reply.header('content-length', byteLength)
+  return Readable.from(parts, { objectMode: false })
 }
 
 function tooLarge (limit: number): LossServerError {

@@ -4,7 +4,7 @@
 // socket and TCP pushes back, instead of piling up here. An error answers its own frame and
 // keeps the connection; a dropped connection cancels what still waits for a worker.
 import { LossServerError } from '../errors.ts'
-import { decode, encode, encodeParts } from '../wire/msgpack.ts'
+import { decode, encode, encodeParts, JOIN_BELOW_BYTES } from '../wire/msgpack.ts'
 import { zodToError } from '../compute/evaluate.ts'
 import { streamFrameEnvelope, type StreamFrameEnvelope } from '../../schemas/stream.ts'
 
@@ -125,6 +125,7 @@ export class StreamSession {
         const encoded = encodeParts(answer)
         byteLength = encoded.byteLength
         if (encoded.parts.length === 1) this.socket.send(toBuffer(encoded.parts[0]))
+        else if (byteLength < JOIN_BELOW_BYTES) this.socket.send(Buffer.concat(encoded.parts, byteLength))
         else this.socket.sendFragments(encoded.parts)
       } else {
         const bytes = encode(answer)

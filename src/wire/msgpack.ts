@@ -83,6 +83,13 @@ function sizeBound (v: unknown, depth: number): number {
 /** Bins of at least this many bytes go out as views of the caller's memory, 4-byte aligned. */
 export const VIEW_BYTES = 1 << 12
 
+/**
+ * Bodies below this size are better joined into one buffer than written as parts: copying
+ * 64 KB costs microseconds, while each part costs a write call (HTTP) or a frame (WebSocket),
+ * which is what small-request latency is made of.
+ */
+export const JOIN_BELOW_BYTES = 1 << 20
+
 export interface EncodedParts {
   /** the body, in order: small msgpack pieces and VIEWS of the value's large bins (not copies) */
   parts: Uint8Array[]

@@ -131,9 +131,9 @@ t.test('a large answer goes out as fragments whose concatenation is the one mess
     resume: () => {},
     close: () => {}
   }
-  const grad = new Float32Array(100_000).map((_, i) => Math.sin(i))
+  const grad = new Float32Array(300_000).map((_, i) => Math.sin(i))
   const gradBytes = new Uint8Array(grad.buffer)
-  const s = new StreamSession(socket, async () => ({ loss: 1.5, grads: { x: { dtype: 'float32', shape: [100_000], data: gradBytes } } }), { maxInFlight: 1 })
+  const s = new StreamSession(socket, async () => ({ loss: 1.5, grads: { x: { dtype: 'float32', shape: [300_000], data: gradBytes } } }), { maxInFlight: 1 })
   s.onFrame(frame(7))
   await tick()
   t.equal(whole.length, 0, 'not sent as one buffer')
@@ -149,12 +149,15 @@ t.test('a large answer goes out as fragments whose concatenation is the one mess
   const data = answer.result.grads.x.data as Uint8Array
   t.same(new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)), grad)
 
-  // a small answer stays one frame
-  const s2 = new StreamSession(socket, async () => ({ loss: 2 }), { maxInFlight: 1 })
+  // a small answer stays one frame, even with a tensor in it
+  const small = new Float32Array(20_000).fill(0.5)
+  const s2 = new StreamSession(socket, async () => ({ loss: 2, grads: { x: { dtype: 'float32', shape: [20_000], data: new Uint8Array(small.buffer) } } }), { maxInFlight: 1 })
   s2.onFrame(frame(8))
   await tick()
   t.equal(messages.length, 1, 'no fragments for a small answer')
-  t.same(decode(whole[0]), { id: 8, ok: true, result: { loss: 2 } })
+  const a2 = decode(whole[0]) as any
+  t.equal(a2.id, 8)
+  t.equal(a2.result.grads.x.data.byteLength, 80_000)
 })
 
 t.test('the handler gets the frame memory as owned only when the frame is the whole of its buffer', async t => {

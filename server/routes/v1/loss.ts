@@ -2,12 +2,10 @@
 import type { FastifyInstance } from 'fastify'
 import { zodToError } from '../../../src/compute/evaluate.ts'
 import { getKind } from '../../../src/tasks/registry.ts'
-import { Readable } from 'node:stream'
-import { encodeParts } from '../../../src/wire/msgpack.ts'
 import { MEDIA_TYPE } from '../../../src/wire/content-type.ts'
 import { evaluationEnvelope } from '../../../schemas/request.ts'
 import { unknownKind } from '../../plugins/evaluator.ts'
-import { answerForm } from '../../plugins/wire-body.ts'
+import { answerForm, msgpackPayload } from '../../plugins/wire-body.ts'
 
 export default async function lossRoutes (app: FastifyInstance): Promise<void> {
   app.post<{ Params: { kind: string } }>('/loss/:kind', async (request, reply) => {
@@ -28,13 +26,7 @@ export default async function lossRoutes (app: FastifyInstance): Promise<void> {
       })
       reply.type(MEDIA_TYPE[form])
       if (form === 'json') return JSON.stringify(answer)
-      // msgpack: the structure in small buffers and every gradient as a view of the worker's
-      // result memory, written in order; never one answer-sized buffer (docs/performance.md)
-      const { parts, byteLength } = encodeParts(answer)
-      if (parts.length === 1) return Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength)
-      reply.header('content-length', byteLength)
-      return Readable.from(parts, { objectMode: false })
-
+      return msgpackPayload(reply, answer)
     } finally {
       reply.raw.off('close', onClose)
     }

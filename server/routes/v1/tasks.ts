@@ -6,17 +6,17 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { zodToError } from '../../../src/compute/evaluate.ts'
 import { LossServerError } from '../../../src/errors.ts'
 import { decodeImport, encodeStateFile } from '../../../src/store/state-file.ts'
-import { encode } from '../../../src/wire/msgpack.ts'
+import type { Readable } from 'node:stream'
 import { MEDIA_TYPE } from '../../../src/wire/content-type.ts'
 import { createTaskEnvelope, stateQuery, taskLossEnvelope } from '../../../schemas/task.ts'
-import { answerForm } from '../../plugins/wire-body.ts'
+import { answerForm, msgpackPayload } from '../../plugins/wire-body.ts'
 
 const OCTET = 'application/octet-stream'
 
-function answer (request: FastifyRequest, reply: FastifyReply, body: unknown): Buffer | string {
+function answer (request: FastifyRequest, reply: FastifyReply, body: unknown): Buffer | Readable | string {
   const form = answerForm(request)
   reply.type(MEDIA_TYPE[form])
-  return form === 'msgpack' ? encode(body) : JSON.stringify(body)
+  return form === 'msgpack' ? msgpackPayload(reply, body) : JSON.stringify(body)
 }
 
 /** The client went away: lets a call that still waits for its worker be dropped. */
