@@ -47,6 +47,47 @@ const hotRef = ntXentRef(to64(hot1).data, to64(hot2).data, 4, 6, 1e-3)
 const near2: HostTensor = { shape: [4, 6], data: hot1.data.map((v, i) => Math.fround(v + 0.1 * hot2.data[i] / 10)) }
 const nearRef = ntXentRef(to64(hot1).data, to64(near2).data, 4, 6, 2)
 
+// The pass shifts each row by a Cauchy–Schwarz bound h_k = ‖x_k‖·max_{j≠k}‖x_j‖ / T and redoes
+// the pass with the exact row max when a row's sum underflows (src/tasks/nt-xent-pass.ts). Both
+// paths are checked against float64 central differences: a warm batch (the bound holds) and a
+// cold one, rows of norm 3 at T = 0.05, where some row's bound exceeds its largest negative logit
+// by more than ln(1e25) (asserted below, so the test keeps covering the exact-max path).
+const warm1 = randomTensor([12, 5], 31)
+const warm2 = randomTensor([12, 5], 32)
+const cold1 = randomTensor([6, 5], 41)
+const cold2 = randomTensor([6, 5], 42)
+for (const h of [cold1, cold2]) {
+  for (let k = 0; k < 6; k++) {
+    const row = h.data.subarray(k * 5, (k + 1) * 5)
+    const norm = Math.hypot(...row)
+    for (let c = 0; c < 5; c++) row[c] = Math.fround(3 * row[c] / norm)
+  }
+}
+function boundSlack (o1: HostTensor, o2: HostTensor, temperature: number): number {
+  const [b, d] = o1.shape
+  const rows = [...Array.from({ length: b }, (_, k) => o1.data.subarray(k * d, (k + 1) * d)), ...Array.from({ length: b }, (_, k) => o2.data.subarray(k * d, (k + 1) * d))]
+  const norms = rows.map(r => Math.hypot(...r))
+  let worst = -Infinity
+  rows.forEach((r, k) => {
+    const bound = norms[k] * Math.max(...norms.filter((_, j) => j !== k)) / temperature
+    const largest = Math.max(...rows.filter((_, j) => j !== k && j !== (k + b) % (2 * b)).map(q => r.reduce((a, v, c) => a + v * q[c], 0) / temperature))
+    worst = Math.max(worst, bound - largest)
+  })
+  return worst
+}
+t.ok(boundSlack(cold1, cold2, 0.05) > Math.log(1e25), `the cold batch underflows the bound shift (slack ${boundSlack(cold1, cold2, 0.05)})`)
+t.ok(boundSlack(warm1, warm2, 0.1) < 20, `the warm batch does not (slack ${boundSlack(warm1, warm2, 0.1)})`)
+const shiftCases = [
+  { name: 'warm b 12, T 0.1, normalize', o1: warm1, o2: warm2, temperature: 0.1, normalize: true },
+  { name: 'warm b 12, T 0.1', o1: warm1, o2: warm2, temperature: 0.1, normalize: false },
+  { name: 'cold b 6, T 0.05', o1: cold1, o2: cold2, temperature: 0.05, normalize: false }
+].map(c => {
+  const x1 = to64(c.o1).data
+  const x2 = to64(c.o2).data
+  const f = (): number => ntXentRef(x1, x2, c.o1.shape[0], c.o1.shape[1], c.temperature, c.normalize)
+  return { ...c, loss: f(), grads: centralDiff(f, [x1, x2], 1e-6) }
+})
+
 for (const backend of TEST_BACKENDS) {
   t.test(`nt-xent on ${backend}`, async t => {
     await initBackend(backend)
@@ -84,6 +125,20 @@ for (const backend of TEST_BACKENDS) {
 
     const near = ntXent.evaluate({ temperature: 2 }, { out_1: hot1, out_2: near2 }, undefined, opts())
     t.ok(nearRef < 1e-6 && relClose(near.loss, nearRef, 1e-4), `dominant positives: loss ${near.loss} vs float64 ${nearRef}`)
+
+    for (const c of shiftCases) {
+      const r = ntXent.evaluate({ temperature: c.temperature }, { out_1: c.o1, out_2: c.o2 }, undefined, opts({ normalize: c.normalize }))
+      t.ok(relClose(r.loss, c.loss), `${c.name}: loss ${r.loss} vs float64 ${c.loss}`)
+      const e1 = relErrNorm((r.grads!.out_1 as HostTensor).data, c.grads[0])
+      const e2 = relErrNorm((r.grads!.out_2 as HostTensor).data, c.grads[1])
+      t.ok(e1 <= 1e-4 && e2 <= 1e-4, `${c.name}: gradient rel errs ${e1}, ${e2} vs central differences`)
+      const lossOnly = ntXent.evaluate({ temperature: c.temperature }, { out_1: c.o1, out_2: c.o2 }, undefined, opts({ normalize: c.normalize, gradients: false }))
+      t.ok(relClose(lossOnly.loss, c.loss), `${c.name}, gradients false: loss ${lossOnly.loss}`)
+    }
+
+    // Logits past float32's range: 422 non_finite, never NaN in an answer.
+    const huge = { shape: [2, 2], data: Float32Array.from([1e19, 1e19, -1e19, 1e19]) }
+    throwsCode(t, () => ntXent.evaluate({ temperature: 0.5 }, { out_1: huge, out_2: huge }, undefined, opts()), 'non_finite', ['inputs'], /overflowed/, 'overflowing logits')
 
     const noGrad = ntXent.evaluate({ temperature: 0.5 }, { out_1: o1, out_2: o2 }, undefined, opts({ gradients: false }))
     t.equal(noGrad.grads, undefined, 'gradients: false returns no grads')

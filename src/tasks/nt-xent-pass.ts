@@ -1,0 +1,242 @@
+// One nt-xent evaluation (../../../shared/spec/LOSSES.md "nt-xent") with the backward pass
+// written out instead of recorded on tfjs's gradient tape.
+//
+// Why: the tape version dispatched 95 tfjs kernels per request (composite logSumExp and
+// softplus, their customGrad scopes, gathers and scatters); on tfjs-node each kernel costs tens
+// of microseconds of dispatch, and each elementwise pass over the (2b, 2b) logits ~0.3 ms at
+// b 256, more than the products. Here tfjs runs five kernels (three products, a mask add and
+// an exp); everything O(b·d) or O(b) runs in float64 JS.
+//
+// Math, with n = 2b rows x_k of out = concat(out_1, out_2), L = x·xᵀ/T, positive p(k) = (k + b) mod n:
+//   ℓ_k = log(e^{L[k,p(k)]} + Σ_{j ∉ {k, p(k)}} e^{L[k,j]}) − L[k,p(k)] = softplus(m_k − s_k)
+// with m_k the negatives' logsumexp and s_k = L[k, p(k)]; loss = mean_k ℓ_k.
+// dℓ_k/dL[k,j] = e^{L[k,j] − m_k} σ(m_k − s_k) on a negative, −σ(m_k − s_k) on the positive,
+// 0 on self. With G = d(loss)/dL, d(loss)/dx = (G + Gᵀ)·x / T (L is x·xᵀ/T).
+//
+// The kernels: E[k,j] = e^{L[k,j] − h_k} on the negatives (0 elsewhere) for a row shift h_k;
+// m_k = h_k + log Σ_j E[k,j]. One product E·[x | 1] gives both E·x and the row sums, and on the
+// negatives G·x / T = c ⊙ (E·x), Gᵀ·x / T = Eᵀ·(c ⊙ x) with c_k = σ_k / (n·T·Σ_j E[k,j]): no
+// transpose, scale or add of an (n, n) matrix. The positive cells of G form a permutation (p is
+// an involution), so their share of (G + Gᵀ)·x, −(σ_k + σ_{p(k)}) / (n·T) · x_{p(k)}, is added in JS.
+//
+// The shift: h_k = ‖x_k‖·max_{j≠k}‖x_j‖ / T bounds row k's logits (Cauchy–Schwarz), so nothing
+// overflows, and it is folded into the first product as an extra column (x_k/T, −h_k)·(x_j, 1).
+// When the bound is so loose that a row's sum falls below 1e-25 (its largest terms near
+// float32's underflow: cold temperatures, far-apart rows), the pass is redone with the exact
+// row max (two more kernels), the usual stable logsumexp.
+//
+// normalize (torch.nn.functional.normalize): y = x / max(‖x‖, 1e-12), and back
+// dx = (dy − y·⟨y, dy⟩) / ‖x‖ where ‖x‖ > 1e-12, else dy / 1e-12.
+import * as tf from '@tensorflow/tfjs'
+import { checkFiniteLoss } from './run-with-grads.ts'
+
+export interface NtXentPassResult {
+  loss: number
+  /** d(loss)/d(out_1), d(loss)/d(out_2), each (b, d); absent when not asked for */
+  grads?: [Float32Array, Float32Array]
+}
+
+const NORM_EPS = 1e-12
+/** Row sums below this redo the pass with the exact row max (see the header). */
+const MIN_ROW_SUM = 1e-25
+
+/** softplus(x) = log(1 + e^x) without overflow and at full relative precision for x ≪ 0. */
+function softplus (x: number): number {
+  return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)))
+}
+
+function sigmoid (x: number): number {
+  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))
+}
+
+// The (n, n) mask of the last n: allocating 1 MB (b 256) costs ~0.5 ms, more than a kernel.
+// Kept only up to n = 1024 (4 MB); tensors made from it never write to it.
+let maskCache: { n: number, data: Float32Array } | undefined
+
+/** (n, n) additive mask: −Infinity on self and partner cells, 0 on the negatives. */
+function negativesMask (b: number): Float32Array {
+  const n = 2 * b
+  if (maskCache?.n === n) return maskCache.data
+  const m = new Float32Array(n * n)
+  for (let k = 0; k < n; k++) { m[k * (n + 1)] = -Infinity; m[k * n + ((k + b) % n)] = -Infinity }
+  if (n <= 1024) maskCache = { n, data: m }
+  return m
+}
+
+/** Rows of concat(out_1, out_2), L2-normalised when asked; `scale[k]` = 1 / max(‖row‖, eps). */
+function stackRows (o1: Float32Array, o2: Float32Array, b: number, d: number, normalize: boolean): { x: Float32Array, scale?: Float64Array } {
+  const n = 2 * b
+  const x = new Float32Array(n * d)
+  x.set(o1, 0)
+  x.set(o2, b * d)
+  if (!normalize) return { x }
+  const scale = new Float64Array(n)
+  for (let k = 0; k < n; k++) {
+    let sq = 0
+    for (let c = k * d; c < (k + 1) * d; c++) sq += x[c] * x[c]
+    const r = 1 / Math.max(Math.sqrt(sq), NORM_EPS)
+    scale[k] = r
+    for (let c = k * d; c < (k + 1) * d; c++) x[c] *= r
+  }
+  return { x, scale }
+}
+
+/** The operands of the first product: (x_k/T, −h_k) and (x_k, 1), each (n, d + 1). */
+function augment (x: Float32Array, n: number, d: number, invT: number, shift: Float32Array | undefined): { left: Float32Array, right: Float32Array } {
+  const w = d + 1
+  const left = new Float32Array(n * w)
+  const right = new Float32Array(n * w)
+  for (let k = 0; k < n; k++) {
+    for (let c = 0; c < d; c++) {
+      const v = x[k * d + c]
+      left[k * w + c] = v * invT
+      right[k * w + c] = v
+    }
+    left[k * w + d] = shift ? -shift[k] : 0
+    right[k * w + d] = 1
+  }
+  return { left, right }
+}
+
+/** h_k = ‖x_k‖·max_{j≠k}‖x_j‖ / T, as float32 (the value the product subtracts). */
+function boundShift (x: Float32Array, n: number, d: number, invT: number): Float32Array {
+  const norm = new Float64Array(n)
+  let first = 0
+  let second = 0
+  for (let k = 0; k < n; k++) {
+    let sq = 0
+    for (let c = k * d; c < (k + 1) * d; c++) sq += x[c] * x[c]
+    norm[k] = Math.sqrt(sq)
+    if (norm[k] > first) { second = first; first = norm[k] } else if (norm[k] > second) second = norm[k]
+  }
+  const h = new Float32Array(n)
+  for (let k = 0; k < n; k++) h[k] = norm[k] * (norm[k] === first ? second : first) * invT
+  return h
+}
+
+/** (n, n) left·rightᵀ; tfjs-backend-wasm multiplies transposed operands ~10x slower (mat-mul.ts). */
+function productNT (left: tf.Tensor2D, right: tf.Tensor2D): tf.Tensor2D {
+  return tf.getBackend() === 'wasm' ? tf.matMul(left, tf.transpose(right)) : tf.matMul(left, right, false, true)
+}
+
+function productTN (a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return tf.getBackend() === 'wasm' ? tf.matMul(tf.transpose(a), b) : tf.matMul(a, b, true, false)
+}
+
+interface Attempt {
+  /** m_k, the negatives' logsumexp per row, or undefined when a row sum underflowed */
+  lse?: Float64Array
+  /** E·x (n, d + 1 with the row sums last), and E itself for the second product */
+  ex?: Float32Array
+  e?: tf.Tensor2D
+}
+
+/** E and its row sums for one choice of shift (`shift` undefined: the exact row max). */
+function attempt (x: Float32Array, b: number, d: number, invT: number, shift: Float32Array | undefined, gradients: boolean): Attempt {
+  const n = 2 * b
+  const { left, right } = augment(x, n, d, invT, shift)
+  const r = tf.tensor2d(right, [n, d + 1], 'float32')
+  let z = tf.add(productNT(tf.tensor2d(left, [n, d + 1], 'float32'), r), tf.tensor2d(negativesMask(b), [n, n], 'float32'))
+  let h: Float32Array | Float64Array | undefined = shift
+  if (!h) {
+    const mx = tf.max(z, 1, true)
+    z = tf.sub(z, mx)
+    h = mx.dataSync() as Float32Array
+  }
+  const e = tf.exp(z) as tf.Tensor2D // masked cells: e^{−∞} = 0
+  // E·[x | 1]: E·x and the row sums in one product; without gradients the sums alone.
+  const ex = gradients ? tf.matMul(e, r).dataSync() as Float32Array : undefined
+  const sums = ex ? undefined : tf.sum(e, 1).dataSync()
+  const lse = new Float64Array(n)
+  for (let k = 0; k < n; k++) {
+    const s = ex ? ex[k * (d + 1) + d] : sums![k]
+    if (shift && !(s >= MIN_ROW_SUM)) return {}
+    lse[k] = h[k] + Math.log(s)
+  }
+  return { lse, ...(ex ? { ex, e } : {}) }
+}
+
+/**
+ * The loss of LOSSES.md "nt-xent" and, when `gradients`, its gradients with respect to out_1
+ * and out_2, on the active tfjs backend. Leaves no tensor behind.
+ */
+export function ntXentPass (o1: Float32Array, o2: Float32Array, b: number, d: number, temperature: number, normalize: boolean, gradients: boolean): NtXentPassResult {
+  const n = 2 * b
+  const invT = 1 / temperature
+  const { x, scale } = stackRows(o1, o2, b, d, normalize)
+  // Positive logits s_k = ⟨x_k, x_{p(k)}⟩ / T in float64 (s_k = s_{p(k)}).
+  const pos = new Float64Array(n)
+  for (let k = 0; k < b; k++) {
+    let acc = 0
+    for (let c = 0; c < d; c++) acc += x[k * d + c] * x[(k + b) * d + c]
+    pos[k] = pos[k + b] = acc * invT
+  }
+
+  const sig = new Float64Array(n)
+  const c = new Float64Array(n)
+  let loss = 0
+  let ex: Float32Array | undefined
+  let back: Float32Array | undefined
+  // A scope rather than tf.tidy: the numbers stay plain locals (V8 keeps closure-assigned
+  // variables in a context, ~2 ms per b 256 pass in the loops below).
+  tf.engine().startScope()
+  try {
+    let a = attempt(x, b, d, invT, boundShift(x, n, d, invT), gradients)
+    if (!a.lse) a = attempt(x, b, d, invT, undefined, gradients)
+    const lse = a.lse!
+    for (let k = 0; k < n; k++) {
+      loss += softplus(lse[k] - pos[k])
+      sig[k] = sigmoid(lse[k] - pos[k])
+    }
+    loss /= n
+    if (a.e && a.ex && Number.isFinite(loss)) {
+      ex = a.ex
+      back = secondProduct(a.e, a.ex, x, sig, c, n, d, temperature)
+    }
+  } finally {
+    tf.engine().endScope()
+  }
+  checkFiniteLoss(loss)
+  if (!gradients) return { loss }
+
+  return { loss, grads: gradientsOf(x, scale, ex!, back!, sig, c, b, d, temperature) }
+}
+
+/** Eᵀ·(c ⊙ x) with c_k = σ_k / (n·T·Σ_j E[k,j]) (written into `c`). */
+function secondProduct (e: tf.Tensor2D, ex: Float32Array, x: Float32Array, sig: Float64Array, c: Float64Array, n: number, d: number, temperature: number): Float32Array {
+  const cx = new Float32Array(n * d)
+  for (let k = 0; k < n; k++) {
+    c[k] = sig[k] / (n * temperature * ex[k * (d + 1) + d])
+    for (let i = 0; i < d; i++) cx[k * d + i] = c[k] * x[k * d + i]
+  }
+  return productTN(e, tf.tensor2d(cx, [n, d], 'float32')).dataSync() as Float32Array
+}
+
+/** c ⊙ (E·x) + Eᵀ·(c ⊙ x), the positives' share, then normalize's backward, split per input. */
+function gradientsOf (x: Float32Array, scale: Float64Array | undefined, ex: Float32Array, back: Float32Array, sig: Float64Array, c: Float64Array, b: number, d: number, temperature: number): [Float32Array, Float32Array] {
+  const n = 2 * b
+  const g1 = new Float32Array(b * d)
+  const g2 = new Float32Array(b * d)
+  const row = new Float64Array(d)
+  for (let k = 0; k < n; k++) {
+    const pk = (k + b) % n
+    const w = -(sig[k] + sig[pk]) / (n * temperature)
+    const ck = c[k]
+    let dot = 0
+    for (let i = 0; i < d; i++) {
+      const v = ck * ex[k * (d + 1) + i] + back[k * d + i] + w * x[pk * d + i]
+      row[i] = v
+      dot += v * x[k * d + i]
+    }
+    const out = k < b ? g1 : g2
+    const at = (k % b) * d
+    if (!scale) {
+      for (let i = 0; i < d; i++) out[at + i] = row[i]
+    } else if (scale[k] < 1 / NORM_EPS) {
+      for (let i = 0; i < d; i++) out[at + i] = (row[i] - x[k * d + i] * dot) * scale[k]
+    } else {
+      for (let i = 0; i < d; i++) out[at + i] = row[i] * scale[k]
+    }
+  }
+  return [g1, g2]
+}
