@@ -8,7 +8,7 @@ import { LossServerError } from '../errors.ts'
 import type { HostTensor } from '../tensor.ts'
 import { amdimNceConfig, amdimNceOptions, type AmdimNceConfig, type AmdimNceOptions } from '../../schemas/kinds/amdim-nce.ts'
 import { checkBatch, checkTensor, formatShape, noParams, tensorInput } from './input-checks.ts'
-import { amdimNce as amdimNceScores } from './nce-core.ts'
+import { amdimNce as amdimNceScores, scoreScale } from './nce-core.ts'
 import { checkFiniteLoss } from './run-with-grads.ts'
 import type { CommonOptions, EvalResult, TaskKind } from './types.ts'
 
@@ -50,10 +50,10 @@ export const amdimNce: TaskKind<AmdimNceConfig, Options> = {
     tf.tidy(() => {
       const src = tf.tensor2d(a.data, [b, d], 'float32')
       const trg = tf.tensor2d(p.data, [d, b * L], 'float32')
-      // Scale the (b, d) operand by 1/sqrt(d) rather than the (b, b·L) product.
-      const scale = 1 / Math.sqrt(d)
+      // Scale the (b, d) operand by 1/(sqrt(d)·τ) rather than the (b, b·L) product (nce-core.ts).
+      const scale = 1 / (Math.sqrt(d) * scoreScale(config.tclip))
       const srcS = tf.mul(src, scale) as tf.Tensor2D
-      const { nce, regularizer, dRaw } = amdimNceScores(matMul(srcS, trg), b, L, config.tclip, want ? 1 : undefined)
+      const { nce, regularizer, dU: dRaw } = amdimNceScores(matMul(srcS, trg), b, L, config.tclip, want ? 1 : undefined)
       terms = tf.stack([nce, regularizer, tf.add(nce, regularizer)]).dataSync() as Float32Array
       if (dRaw) {
         grads = {

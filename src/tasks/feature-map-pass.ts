@@ -5,9 +5,9 @@
 //  - a map that serves as targets is transposed once, NCHW -> rows (b·h·w, c) (row n·h·w + y·w + x;
 //    layout.ts); a 1×1 map is already in that layout (a reshape); a map that is only a source
 //    with h·w > 1 is never transposed: its b source vectors are gathered straight from NCHW;
-//  - per direction: raw = (src / sqrt(c)) · rowsᵀ (one matMul, transposeB), the NCE and its
-//    gradient dRaw (nce-core.ts), dSrc = dRaw · rows / sqrt(c);
-//  - per target map, all its uses at once: dRows = [dRaw_1; dRaw_2; …]ᵀ · [src_1; src_2; …] (one
+//  - per direction: u = (src / (sqrt(c)·τ)) · rowsᵀ (one matMul, transposeB; τ = tclip folded
+//    into the small operand, nce-core.ts), the NCE and its gradient dU, dSrc = dU · rows / (sqrt(c)·τ);
+//  - per target map, all its uses at once: dRows = [dU_1; dU_2; …]ᵀ · [srcS_1; srcS_2; …] (one
 //    matMul with the uses stacked along the inner dimension, instead of one per use plus adds);
 //    source gradients are scattered in (ScatterNd sums repeated locations) and the sum is
 //    transposed back to NCHW once.
@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs'
 import { matMul } from './mat-mul.ts'
 import type { HostTensor } from '../tensor.ts'
 import { fromRows, toRows } from './layout.ts'
-import { amdimNce } from './nce-core.ts'
+import { amdimNce, scoreScale } from './nce-core.ts'
 import type { Sampled } from './types.ts'
 
 export type Side = 'anchor' | 'positive'
@@ -85,7 +85,7 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
         const [b, c, h, w] = m1.shape
         const hw = h * w
         const L = m2.shape[2] * m2.shape[3]
-        const scale = 1 / Math.sqrt(c)
+        const scale = 1 / (Math.sqrt(c) * scoreScale(tclip))
         let src: tf.Tensor2D
         let idx: Int32Array = new Int32Array(0)
         if (hw === 1) {
@@ -96,10 +96,10 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
             ? tf.gather(m1.rows, tf.tensor1d(idx, 'int32'))
             : tf.reshape(tf.gather(tf.reshape(m1.x, [-1]), tf.tensor1d(idx, 'int32')), [b, c])) as tf.Tensor2D
         }
-        // raw = src·rowsᵀ / sqrt(c); the scale goes on the small (b, c) operand.
+        // u = src·rowsᵀ / (sqrt(c)·τ); the scale goes on the small (b, c) operand.
         const srcS = tf.mul(src, scale) as tf.Tensor2D
         const rows = m2.rows as tf.Tensor2D
-        const { nce, regularizer, dRaw } = amdimNce(matMul(srcS, rows, false, true), b, L, tclip, gradients ? weight : undefined)
+        const { nce, regularizer, dU: dRaw } = amdimNce(matMul(srcS, rows, false, true), b, L, tclip, gradients ? weight : undefined)
         dirLoss.push(nce)
         dirReg.push(regularizer)
         if (dRaw) {

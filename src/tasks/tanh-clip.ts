@@ -14,3 +14,22 @@ export function tanhClip<T extends tf.Tensor> (x: T, t: number | null): T {
 export function tanhClipScalar (x: number, t: number | null): number {
   return t === null ? x : t * Math.tanh(x / t)
 }
+
+interface TfBackend {
+  binding: { TF_ATTR_TYPE: number, TF_FLOAT: number }
+  executeSingleOutput: (name: string, attrs: unknown[], inputs: tf.Tensor[]) => tf.Tensor
+}
+
+/**
+ * dy · (1 − y²) for y = tanh(x): the gradient of tanh given its output. On tensorflow this is
+ * TensorFlow's own TanhGrad kernel, one pass instead of three (square, subtract, multiply) over
+ * the b·b·L score matrices (tfjs registers no kernel for it; tfjs-node runs any TensorFlow op by
+ * name). Other backends compose it.
+ */
+export function tanhGrad<T extends tf.Tensor> (y: T, dy: T): T {
+  if (tf.getBackend() === 'tensorflow') {
+    const be = tf.backend() as unknown as TfBackend
+    return be.executeSingleOutput('TanhGrad', [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT }], [y, dy]) as T
+  }
+  return tf.mul(dy, tf.sub(1, tf.square(y))) as T
+}
