@@ -6,7 +6,7 @@ import { commonOptions } from '../../schemas/options.ts'
 import { LossServerError, type RequestPath } from '../errors.ts'
 import type { HostTensor } from '../tensor.ts'
 import { getKind, kindNames } from '../tasks/registry.ts'
-import type { CommonOptions, EvalResult, Inputs, KindName, Params } from '../tasks/types.ts'
+import type { CommonOptions, EvalResult, Inputs, KindName, Params, TaskKind } from '../tasks/types.ts'
 import { firstNonFinite } from './finite.ts'
 
 /** A request after the wire codec decoded its tensors to float32 host memory. */
@@ -35,6 +35,21 @@ export function zodToError (err: z.ZodError, prefix: RequestPath, code: 'invalid
   return new LossServerError(code, `${where}: ${issue.message}`, path)
 }
 
+// One merged options schema per kind, built once: zod 4 compiles a schema on its first parse,
+// and extend().strict() per request rebuilt and recompiled it every time (prepare of nt-xent
+// b 64, quiet: 0.090 -> 0.036 ms median; a fifth of the main thread's time in a loaded profile).
+const optionsSchemas = new Map<KindName, z.ZodType>()
+
+/** commonOptions merged with the kind's own options, strict (unknown keys are refused). */
+export function optionsSchemaOf (kind: TaskKind): z.ZodType {
+  let schema = optionsSchemas.get(kind.name)
+  if (!schema) {
+    schema = commonOptions.extend(kind.optionsSchema.shape).strict()
+    optionsSchemas.set(kind.name, schema)
+  }
+  return schema
+}
+
 export function prepare (kindName: string, body: DecodedBody): PreparedRequest {
   const kind = getKind(kindName)
   if (!kind) throw new LossServerError('unknown_kind', `unknown kind '${kindName}'; expected one of ${kindNames().join(', ')}`, ['kind'])
@@ -42,7 +57,7 @@ export function prepare (kindName: string, body: DecodedBody): PreparedRequest {
   const config = kind.configSchema.safeParse(body.config ?? {})
   if (!config.success) throw zodToError(config.error, ['config'], 'invalid_config')
 
-  const options = commonOptions.extend(kind.optionsSchema.shape).strict().safeParse(body.options ?? {})
+  const options = optionsSchemaOf(kind).safeParse(body.options ?? {})
   if (!options.success) throw zodToError(options.error, ['options'], 'invalid_body')
 
   const inputs = body.inputs
