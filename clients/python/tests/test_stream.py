@@ -36,6 +36,18 @@ class Stream(unittest.TestCase):
             self.assertTrue(rel_close(r.loss, ref.loss), f'{r.loss} vs {ref.loss}')
             self.assertLessEqual(rel_err_norm(r.grads['out_1'], ref.grads['out_1']), 1e-6)
 
+    def test_a_large_answer_arrives_whole(self):
+        # over 1 MiB the server sends the answer as WebSocket continuation frames (views of the
+        # gradient memory); the client sees one message, identical to the HTTP answer
+        o1, o2 = self.pairs(1, b=1024, d=160)[0]  # 1.3 MB of gradients
+        with StreamClient(self.url, api_key()) as s:
+            r = s.nt_xent(o1, o2).result(timeout=120)
+        ref = self.http.nt_xent(o1, o2)
+        self.assertEqual(r.loss, ref.loss)
+        for k in ('out_1', 'out_2'):
+            self.assertEqual(r.grads[k].shape, (1024, 160))
+            np.testing.assert_array_equal(r.grads[k], ref.grads[k])
+
     def test_every_fixture_pipelined_through_one_connection(self):
         fx = fixtures()
         with StreamClient(self.url, api_key(), max_in_flight=8) as s:
