@@ -170,7 +170,13 @@ export async function runCrashLoop (opts: CrashLoopOptions): Promise<CrashLoopRe
       const tempLeft = temps(dataDir).length > 0
 
       // ---- the restart ----
-      server = await start()
+      try {
+        server = await start()
+      } catch (err) {
+        // a server that does not come back is the worst outcome: stop here and say why
+        problem(round, `the restart failed: ${(err as Error).message.slice(0, 2000)}`)
+        return { rounds, problems, checkpointBytes, finalStep, ms: Math.round(performance.now() - t0) }
+      }
       const startLog = server.log()
       const restoredLine = /"restored":(\d+),"quarantined":(\d+)/.exec(startLog)
       if (!restoredLine) problem(round, 'no "task instances restored" log line')

@@ -13,7 +13,7 @@ import { f32BitsToBf16, f32BitsToF16 } from '../../src/wire/half.ts'
 export type Form = 'msgpack' | 'json' | 'ws'
 
 /** The limits of the server the cases are written for: giant strings, arrays and tensors reach them. */
-export const FUZZ_LIMITS = { bodyLimit: 1024 * 1024, wsMaxPayload: 1024 * 1024, maxElements: 4096 }
+export const FUZZ_LIMITS = { bodyLimit: 1024 * 1024, wsMaxPayload: 1024 * 1024, maxElements: 4096, maxInstanceBytes: 1024 * 1024, maxInstances: 32 }
 export const KINDS = ['nt-xent', 'amdim-nce', 'feature-map-contrastive', 'cpc'] as const
 const DTYPES = ['float32', 'float16', 'bfloat16', 'float64'] as const
 
@@ -293,4 +293,42 @@ export function makeCase (seed: number, index: number, forms: readonly Form[] = 
   }
   const contentType = form === 'json' ? 'application/json' : pick(r, ['application/msgpack', 'application/x-msgpack'])
   return { index, form, kind, mutation, bytes, contentType, mustFail }
+}
+
+// ---- shared with the task-route cases (task-generators.ts) ------------------------------
+
+export { pick, int, oddValue, tensor, STRUCTURAL, WRONG_KINDS }
+export type { Tree, Mutation }
+
+/**
+ * One mutation of `tree` (structural from `structural`, byte-level, or none) and its encoding
+ * for `form`. `wrap` turns the wire object into a stream frame (after the structural mutation,
+ * before the byte-level one, as makeCase does with `id` and `kind`).
+ */
+export function encodeMutated (r: Prng, tree: Tree, form: Form, structural: Mutation[] = STRUCTURAL, wrap?: (wire: Tree) => Tree): { bytes: Buffer, mutation: string, mustFail: boolean } {
+  deep = undefined
+  let mutation = 'none'
+  let mustFail = false
+  const roll = r.float()
+  if (roll < 0.5 && structural.length > 0) {
+    const m = pick(r, structural)
+    mutation = m.name
+    mustFail = m.mustFail
+    m.apply(r, tree, { kind: '' })
+  }
+  let wire = toWire(tree, form === 'json' ? 'json' : 'msgpack') as Tree
+  if ('__replace' in wire) wire = wire.__replace as Tree
+  if (wrap && wire !== null && typeof wire === 'object' && !Array.isArray(wire) && !ArrayBuffer.isView(wire)) wire = wrap(wire)
+  let bytes = form === 'json' ? Buffer.from(toJsonText(wire, r)) : encode(wire)
+  if (deep) {
+    bytes = spliceDeep(bytes, form === 'json' ? 'json' : 'msgpack', deep)
+    deep = undefined
+  }
+  if (mutation === 'none' && roll >= 0.5 && roll < 0.88) {
+    const m = pick(r, BYTES)
+    mutation = m.name
+    mustFail = m.mustFail
+    bytes = m.apply(r, bytes, form)
+  }
+  return { bytes, mutation, mustFail }
 }

@@ -25,7 +25,7 @@ export interface FuzzStats {
 
 const CASE_TIMEOUT_MS = 60_000
 
-function checkError (error: unknown, status: number): string | undefined {
+export function checkError (error: unknown, status: number): string | undefined {
   const e = error as { code?: unknown, message?: unknown, path?: unknown } | undefined
   if (!e || typeof e !== 'object') return `no error object: ${JSON.stringify(error)?.slice(0, 200)}`
   if (typeof e.code !== 'string' || !(e.code in ERROR_STATUS)) return `code ${String(e.code)} is not in the catalogue`
@@ -43,11 +43,11 @@ function checkResult (c: FuzzCase, result: unknown): string | undefined {
   return undefined
 }
 
-function parseBody (raw: Buffer, type: string): unknown {
+export function parseBody (raw: Buffer, type: string): unknown {
   return type.includes('msgpack') ? decode(raw) : JSON.parse(raw.toString('utf8'))
 }
 
-async function withTimeout<T> (p: Promise<T>, what: string): Promise<T> {
+export async function withTimeout<T> (p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const t = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`hang: no answer to ${what} within ${CASE_TIMEOUT_MS / 1000} s`)), CASE_TIMEOUT_MS) })
   try {
@@ -75,7 +75,7 @@ async function httpCase (app: FastifyInstance, c: FuzzCase): Promise<{ status: s
 const maybe = (problem: string | undefined): { problem?: string } => (problem ? { problem } : {})
 
 /** One WebSocket, reopened when the server closes it (a frame over the payload limit). */
-class Stream {
+export class Stream {
   private ws?: WebSocket
   private waiting?: (m: { data?: Buffer, close?: number }) => void
   constructor (private readonly url: string) {}
