@@ -5,6 +5,9 @@ import {
   bf16BitsToF32, bfloat16ToFloat32Bulk, f16BitsToF32, f32BitsToBf16, f32BitsToF16,
   float16ToFloat32Bulk, float32ToBfloat16Bulk, float32ToFloat16Bulk, roundToBfloat16, roundToFloat16
 } from '../../src/wire/half.ts'
+import { bfloat16ToFloat32Js, float16ToFloat32Js, float32ToBfloat16Js, float32ToFloat16Js } from '../../src/wire/half-js.ts'
+import { CHUNK, bfloat16ToFloat32Wasm, float16ToFloat32Wasm, float32ToBfloat16Wasm, float32ToFloat16Wasm, wasmAvailable } from '../../src/wire/half-wasm.ts'
+import { halfModuleBytes } from '../../src/wire/half-wasm-module.ts'
 import { Prng } from '../../src/tasks/prng.ts'
 
 const f32 = new Float32Array(1)
@@ -161,5 +164,173 @@ t.test('bulk conversions equal the scalar ones bit for bit', async t => {
     bfloat16ToFloat32Bulk(part, b)
     t.same([...a], [...part].map(f16BitsToF32), `float16 widening at element offset ${off}, length ${len}`)
     t.same([...b], [...part].map(bf16BitsToF32), `bfloat16 widening at element offset ${off}, length ${len}`)
+  }
+})
+
+// ---- every bulk implementation against the scalar specification ----------------------------
+
+type Widen = (src: Uint16Array, dst: Uint32Array) => void
+type Narrow = (src: Uint32Array, dst: Uint16Array) => void
+interface Impl { name: string, f16ToF32: Widen, f32ToF16: Narrow, bf16ToF32: Widen, f32ToBf16: Narrow }
+const IMPLS: Impl[] = [
+  { name: 'half.ts (what the codec calls)', f16ToF32: float16ToFloat32Bulk, f32ToF16: float32ToFloat16Bulk, bf16ToF32: bfloat16ToFloat32Bulk, f32ToBf16: float32ToBfloat16Bulk },
+  { name: 'JavaScript', f16ToF32: float16ToFloat32Js, f32ToF16: float32ToFloat16Js, bf16ToF32: bfloat16ToFloat32Js, f32ToBf16: float32ToBfloat16Js },
+  { name: 'wasm SIMD', f16ToF32: float16ToFloat32Wasm, f32ToF16: float32ToFloat16Wasm, bf16ToF32: bfloat16ToFloat32Wasm, f32ToBf16: float32ToBfloat16Wasm }
+]
+
+/** The float16 value of bits h from its definition (IEEE 754 §3.4), in float64. */
+function f16Value (h: number): number {
+  const s = (h & 0x8000) !== 0 ? -1 : 1
+  const e = (h >>> 10) & 0x1f
+  const m = h & 0x3ff
+  if (e === 0x1f) return m === 0 ? s * Infinity : NaN
+  return s * (e === 0 ? m * 2 ** -24 : 2 ** (e - 15) * (1 + m / 1024))
+}
+
+/**
+ * float32 bit patterns where float16 rounding is decided: for every exponent from below the
+ * float16 subnormals (2^-27) to past the overflow (2^18), every value of the bits float16
+ * keeps, each with the dropped bits 0, 1, half - 1, half, half + 1 and all ones; both signs.
+ * That is every float16 value, its neighbours' midpoints (the ties) and the float32 values
+ * on either side of them. Plus the float32 subnormal and overflow edges.
+ */
+function roundingSweep (): Uint32Array {
+  const out: number[] = []
+  for (let exp = 100; exp <= 144; exp++) {
+    // dropped bits: 13 for float16 normals (exp >= 113), more in the subnormal range
+    const drop = Math.min(24, 13 + Math.max(0, 113 - exp))
+    const kept = 23 - drop
+    const half = 2 ** (drop - 1)
+    const tails = [0, 1, half - 1, half, half + 1, 2 ** drop - 1].filter(x => x >= 0 && x < 2 ** drop)
+    for (let k = 0; k < 2 ** Math.max(kept, 0); k++) {
+      for (const tail of tails) {
+        const bits = (exp << 23) | (k * 2 ** drop + tail)
+        out.push(bits >>> 0, (bits | 0x80000000) >>> 0)
+      }
+    }
+  }
+  for (const b of [0, 1, 2, 0x7fffff, 0x800000, 0x800001, 0x7f7fffff, 0x7f800000, 0x477fefff, 0x477ff000, 0x477ff001, 0x477fe000]) out.push(b, (b | 0x80000000) >>> 0)
+  return Uint32Array.from(out)
+}
+
+/** NaN patterns: quiet, signalling, payloads only below the kept 10 (or 7) bits, all ones. */
+const NANS = [0x7fc00000, 0x7f800001, 0x7f801fff, 0x7f802000, 0x7fa00000, 0x7fbfffff, 0x7fffffff, 0x7f80ffff, 0x7f810000]
+  .flatMap(b => [b, (b | 0x80000000) >>> 0])
+
+function firstMismatch (a: ArrayLike<number>, b: ArrayLike<number>): string {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `index ${i}: ${a[i].toString(16)} != ${b[i].toString(16)}`
+  return a.length === b.length ? 'none' : `lengths ${a.length} != ${b.length}`
+}
+
+t.test('WebAssembly SIMD is available on this Node, so the fast path is the one tested and used', async t => {
+  t.ok(WebAssembly.validate(halfModuleBytes()), 'the assembled module validates')
+  t.equal(wasmAvailable, true)
+})
+
+t.test('widening: all 65536 float16 and bfloat16 bit patterns, every implementation, against the definition', async t => {
+  const all = new Uint16Array(65536).map((_, i) => i)
+  // the scalar specification against the float64 definition, NaN payloads kept in place
+  let bad = 0
+  for (let h = 0; h < 65536; h++) {
+    const bits = f16BitsToF32(h)
+    const v = floatOf(bits)
+    const want = f16Value(h)
+    if (Number.isNaN(want) ? !(Number.isNaN(v) && bits === ((((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13)) >>> 0)) : !Object.is(v, want)) bad++
+    if (bf16BitsToF32(h) !== (h << 16) >>> 0) bad++
+  }
+  t.equal(bad, 0, 'scalar = definition')
+  const f16 = Uint32Array.from(all, f16BitsToF32)
+  const bf16 = Uint32Array.from(all, bf16BitsToF32)
+  for (const impl of IMPLS) {
+    const a = new Uint32Array(65536)
+    impl.f16ToF32(all, a)
+    t.equal(firstMismatch(a, f16), 'none', `${impl.name}: float16`)
+    const b = new Uint32Array(65536)
+    impl.bf16ToF32(all, b)
+    t.equal(firstMismatch(b, bf16), 'none', `${impl.name}: bfloat16`)
+  }
+})
+
+t.test('narrowing: rounding boundaries, subnormal edges, overflow edge, NaNs, a stride through all 2^32 patterns', async t => {
+  const sweep = roundingSweep()
+  t.ok(sweep.length > 400_000, `${sweep.length} boundary patterns`)
+  // the scalar specification against the float64 reference on the boundary patterns
+  let bad = 0
+  for (const b of sweep) if (!same(floatOf(f16BitsToF32(f32BitsToF16(b))), refF16(floatOf(b)))) bad++
+  t.equal(bad, 0, 'scalar float16 = reference on the boundaries')
+  bad = 0
+  for (const b of sweep) if (!same(floatOf(bf16BitsToF32(f32BitsToBf16(b))), refBf16(floatOf(b)))) bad++
+  t.equal(bad, 0, 'scalar bfloat16 = reference on the boundaries')
+  // named edges, through every implementation below as well
+  const edges: Array<[number, number, string]> = [
+    [0x477fefff, 0x7bff, 'largest float32 below 65520 -> 65504'],
+    [bitsOf(65520), 0x7c00, '65520 (the tie above 65504) -> Inf'],
+    [bitsOf(65536), 0x7c00, '65536 -> Inf'],
+    [bitsOf(2 ** -25), 0x0000, '2^-25 (half the smallest subnormal) ties to 0'],
+    [bitsOf(2 ** -25) + 1, 0x0001, 'just above 2^-25 -> smallest subnormal'],
+    [bitsOf(3 * 2 ** -25), 0x0002, '1.5 smallest subnormals ties to 2'],
+    [bitsOf(2 ** -14 - 2 ** -25), 0x0400, 'tie between the largest subnormal and the smallest normal -> normal (even)'],
+    [bitsOf(2 ** -14 - 2 ** -25) - 1, 0x03ff, 'just below that tie -> largest subnormal'],
+    [0x00000001, 0x0000, 'smallest float32 subnormal -> 0'],
+    [0x80000001, 0x8000, 'its negative -> -0'],
+    [0x80000000, 0x8000, '-0 -> -0'],
+    [bitsOf(1 + 2 ** -11), 0x3c00, '1 + half an ulp ties to 1 (even)'],
+    [bitsOf(1 + 3 * 2 ** -11), 0x3c02, '1 + 1.5 ulp ties to 1 + 2 ulp (even)']
+  ]
+  const edgeBits = Uint32Array.from(edges, e => e[0])
+  const all = Uint32Array.from([...sweep, ...NANS, ...edgeBits])
+  // a stride through every float32 pattern (exponents, signs, NaNs alike)
+  const stride = Uint32Array.from({ length: 2 ** 32 / 4093 }, (_, i) => (i * 4093 + 1234) >>> 0)
+  const wantEdges = edges.map(e => e[1])
+  for (const impl of IMPLS) {
+    for (const [what, src] of [['boundaries + NaNs + edges', all], ['stride of 4093', stride]] as const) {
+      const h = new Uint16Array(src.length)
+      impl.f32ToF16(src, h)
+      t.equal(firstMismatch(h, Array.from(src, f32BitsToF16)), 'none', `${impl.name}: float16, ${what}`)
+      const b = new Uint16Array(src.length)
+      impl.f32ToBf16(src, b)
+      t.equal(firstMismatch(b, Array.from(src, f32BitsToBf16)), 'none', `${impl.name}: bfloat16, ${what}`)
+    }
+    const h = new Uint16Array(edgeBits.length)
+    impl.f32ToF16(edgeBits, h)
+    for (let i = 0; i < edges.length; i++) t.equal(h[i], wantEdges[i], `${impl.name}: ${edges[i][2]}`)
+  }
+  // NaN stays NaN, with the scalar rule's payload: top 10 bits kept, or the quiet bit alone
+  for (const nan of NANS) {
+    const m = (nan >>> 13) & 0x3ff
+    t.equal(f32BitsToF16(nan), ((nan >>> 16) & 0x8000) | 0x7c00 | (m === 0 ? 0x200 : m), `NaN 0x${nan.toString(16)}`)
+  }
+})
+
+t.test('chunked bulk paths: lengths around the chunk size, unaligned views, NaNs left in a chunk\'s tail', async t => {
+  const rng = new Prng(7)
+  for (const n of [0, 1, 7, 8, 9, 255, 256, 257, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5]) {
+    const src = new Uint32Array(n)
+    for (let i = 0; i < n; i++) src[i] = i % 3 === 0 ? rng.nextUint32() : bitsOf((rng.float() - 0.5) * 2 ** (rng.int(40) - 25))
+    for (const impl of IMPLS) {
+      // dst a view at an odd 16-bit offset: not 4-byte aligned
+      const h = new Uint16Array(n + 1).subarray(1)
+      impl.f32ToF16(src, h)
+      const back = new Uint32Array(n)
+      impl.f16ToF32(h, back)
+      t.equal(firstMismatch(h, Array.from(src, f32BitsToF16)), 'none', `${impl.name}: float16 out, n ${n}`)
+      t.equal(firstMismatch(back, Array.from(h, f16BitsToF32)), 'none', `${impl.name}: float16 in, n ${n}`)
+      const b = new Uint16Array(n + 1).subarray(1)
+      impl.f32ToBf16(src, b)
+      impl.bf16ToF32(b, back)
+      t.equal(firstMismatch(b, Array.from(src, f32BitsToBf16)), 'none', `${impl.name}: bfloat16 out, n ${n}`)
+      t.equal(firstMismatch(back, Array.from(b, bf16BitsToF32)), 'none', `${impl.name}: bfloat16 in, n ${n}`)
+    }
+  }
+  // the wasm kernel works in steps of 8 and a short last chunk leaves stale lanes from the one
+  // before: NaNs there raise a false alarm, which must not change the result
+  const n = CHUNK + 5
+  const src = new Uint32Array(n).fill(bitsOf(1.5))
+  src.fill(0x7fc00001, 5, 8)
+  src[CHUNK + 1] = 0xffa00000
+  for (const impl of IMPLS) {
+    const h = new Uint16Array(n)
+    impl.f32ToF16(src, h)
+    t.equal(firstMismatch(h, Array.from(src, f32BitsToF16)), 'none', `${impl.name}: stale NaN lanes`)
   }
 })
