@@ -1,8 +1,12 @@
 // Load and soak: npm run load -- --duration 300 [--http 24] [--ws 4] [--ws-in-flight 8]
-//   [--workers 2] [--queue-size 8] [--backend wasm] [--max-requests N]
+//   [--workers 2] [--queue-size 8] [--backend wasm] [--max-requests N] [--instances 2]
 // Starts the real server (server/start.ts) on a loopback port, drives it above the pool's
 // capacity (workers + queue) with a mix of kinds over HTTP keep-alive (node:http) and
 // pipelined WebSocket streams (ws), for a bounded time and count, then stops it with SIGTERM.
+// The mix includes updating steps of --instances cpc task instances (POST /v1/tasks/{id}/loss
+// and stream `task` frames, each checkpointed before it is answered, in a fresh data
+// directory): afterwards each instance's step, in memory and in its checkpoint file, must equal
+// the number of its steps answered 200 (none lost, none applied twice).
 // Reports: answers by status (only 200 and 429 are expected), latency p50/p90/p99/max of the
 // 200s, throughput, and the server's RSS, live tensors, open connections and file
 // descriptors (/proc/<pid>) sampled over the run: flat is the goal, and the descriptors after
@@ -18,6 +22,8 @@ import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 import { encode, decode } from '../src/wire/msgpack.ts'
 import { initParams } from '../src/tasks/cpc-params.ts'
+import { readSafetensors } from '../src/store/safetensors.ts'
+import os from 'node:os'
 
 const { values: v } = parseArgs({
   options: {
@@ -29,7 +35,8 @@ const { values: v } = parseArgs({
     'queue-size': { type: 'string', default: '8' },
     backend: { type: 'string', default: 'wasm' },
     'max-requests': { type: 'string', default: String(Number.MAX_SAFE_INTEGER) },
-    'sample-every': { type: 'string', default: '5' }
+    'sample-every': { type: 'string', default: '5' },
+    instances: { type: 'string', default: '2' }
   }
 })
 const durationS = Number(v.duration)
@@ -48,7 +55,20 @@ const BODIES: Array<{ kind: string, body: Record<string, unknown> }> = [
   { kind: 'feature-map-contrastive', body: { inputs: { anchor: [t([8, 16, 4, 4], 5), t([8, 16, 2, 2], 6)], positive: [t([8, 16, 4, 4], 7), t([8, 16, 2, 2], 8)] } } },
   { kind: 'cpc', body: { config: cpcConfig, inputs: { z: t([4, 8, 5, 5], 9) }, params: cpcParams } }
 ]
+/** an updating step of a task instance: the instance holds config, parameters and optimizer */
+const STEP_BODY = { inputs: { z: t([4, 8, 5, 5], 10) }, options: { gradients: false } }
+const STEP_BYTES = encode(STEP_BODY)
+/** instance ids, made once the server is up; the clients rotate through BODIES and them */
+const instances: string[] = []
+const stepsAcked = new Map<string, number>()
+const ackStep = (id: string): void => { stepsAcked.set(id, (stepsAcked.get(id) ?? 0) + 1) }
 const HTTP_BODIES = BODIES.map(b => ({ kind: b.kind, bytes: encode(b.body) }))
+/** the k-th request of a client: an evaluation of each kind, then a step of one instance */
+const nth = (k: number): { kind: string, task?: string } => {
+  const n = BODIES.length + (instances.length ? 1 : 0)
+  const i = k % n
+  return i < BODIES.length ? { kind: BODIES[i].kind } : { kind: 'task', task: instances[Math.floor(k / n) % instances.length] }
+}
 
 // ---- measurements ----------------------------------------------------------------------------
 
@@ -85,6 +105,21 @@ function get (url: string): Promise<{ status: number, body: string }> {
   })
 }
 
+/** A JSON POST on a connection of its own, as get(). */
+function post (url: string, body: unknown): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const text = JSON.stringify(body)
+    const req = http.request(url, { method: 'POST', agent: false, headers: { connection: 'close', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }, res => {
+      let out = ''
+      res.setEncoding('utf8')
+      res.on('data', d => { out += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: out }))
+    })
+    req.on('error', reject)
+    req.end(text)
+  })
+}
+
 async function metrics (base: string): Promise<{ liveTensors: number[], openConnections: number }> {
   const text = (await get(`${base}/metrics`)).body
   const liveTensors = [...text.matchAll(/^ssl_loss_worker_live_tensors\{worker="(\d+)"\} (\d+)/gm)].sort((a, b) => Number(a[1]) - Number(b[1])).map(m => Number(m[2]))
@@ -100,11 +135,12 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 async function httpClient (agent: http.Agent, port: number, i: number): Promise<void> {
   let k = i
   while (more()) {
-    const { kind, bytes } = HTTP_BODIES[k++ % HTTP_BODIES.length]
+    const { kind, task } = nth(k++)
+    const bytes = task ? STEP_BYTES : HTTP_BODIES.find(b => b.kind === kind)!.bytes
     sent++
     const t0 = performance.now()
     const status = await new Promise<number>(resolve => {
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/v1/loss/${kind}`, agent, headers: { 'content-type': 'application/msgpack', 'content-length': bytes.length } }, res => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: task ? `/v1/tasks/${task}/loss` : `/v1/loss/${kind}`, agent, headers: { 'content-type': 'application/msgpack', 'content-length': bytes.length } }, res => {
         res.on('data', () => {})
         res.on('end', () => resolve(res.statusCode ?? 0))
         res.on('error', () => resolve(-1))
@@ -112,7 +148,8 @@ async function httpClient (agent: http.Agent, port: number, i: number): Promise<
       req.on('error', () => resolve(-1))
       req.end(bytes)
     })
-    count(`http ${status}`)
+    count(`${task ? 'http-task' : 'http'} ${status}`)
+    if (status === 200 && task) ackStep(task)
     if (status === 200) record(performance.now() - t0)
     // a client that is told 429 waits a moment, as Retry-After asks (shortened so the run stays above capacity)
     else await sleep(10 + Math.random() * 40)
@@ -123,22 +160,31 @@ async function wsClient (base: string, inFlight: number, i: number): Promise<voi
   const ws = new WebSocket(base.replace(/^http/, 'ws') + '/v1/stream', { perMessageDeflate: false })
   await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
   const started = new Map<number, number>()
+  const tasks = new Map<number, string>()
   let id = i * 1_000_000_000
   let done: () => void
   const finished = new Promise<void>(resolve => { done = resolve })
-  const frames = BODIES.map(b => b)
   const sendOne = (): void => {
     if (!more()) { if (started.size === 0) done(); return }
-    const { kind, body } = frames[id % frames.length]
+    const { kind, task } = nth(id)
     started.set(++id, performance.now())
     sent++
-    ws.send(encode({ id, kind, ...body }))
+    if (task) {
+      tasks.set(id, task)
+      ws.send(encode({ id, task, ...STEP_BODY }))
+    } else {
+      ws.send(encode({ id, kind, ...BODIES.find(b => b.kind === kind)!.body }))
+    }
   }
   ws.on('message', (data: Buffer) => {
     const a = decode(data) as { id: number, ok: boolean, error?: { code: string } }
     const t0 = started.get(a.id)
     started.delete(a.id)
-    if (a.ok) { count('ws 200'); if (t0 !== undefined) record(performance.now() - t0) } else count(`ws ${a.error?.code === 'overloaded' ? 429 : a.error?.code}`)
+    const task = tasks.get(a.id)
+    tasks.delete(a.id)
+    const label = task ? 'ws-task' : 'ws'
+    if (a.ok && task) ackStep(task)
+    if (a.ok) { count(`${label} 200`); if (t0 !== undefined) record(performance.now() - t0) } else count(`${label} ${a.error?.code === 'overloaded' ? 429 : a.error?.code}`)
     if (a.ok) sendOne()
     else setTimeout(sendOne, 10 + Math.random() * 40)
   })
@@ -161,9 +207,10 @@ async function freePort (): Promise<number> {
 
 const port = await freePort()
 const base = `http://127.0.0.1:${port}`
-const server = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', v.backend!, '--workers', v.workers!, '--queue-size', v['queue-size']!, '--port', String(port), '--log-level', 'warn'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssl-load-'))
+const server = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', v.backend!, '--workers', v.workers!, '--queue-size', v['queue-size']!, '--port', String(port), '--log-level', 'warn', '--data-dir', dataDir], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
 const exited = new Promise<number | null>(resolve => server.on('exit', code => resolve(code)))
-process.on('exit', () => { if (server.exitCode === null) server.kill('SIGKILL') })
+process.on('exit', () => { if (server.exitCode === null) server.kill('SIGKILL'); fs.rmSync(dataDir, { recursive: true, force: true }) })
 for (let i = 0; ; i++) {
   const ok = await get(`${base}/health/ready`).then(r => r.status === 200, () => false)
   if (ok) break
@@ -171,6 +218,11 @@ for (let i = 0; ; i++) {
   await sleep(200)
 }
 const pid = server.pid!
+for (let i = 0; i < Number(v.instances); i++) {
+  const made = await post(`${base}/v1/tasks`, { kind: 'cpc', config: cpcConfig, seed: i, optimizer: { name: 'adam', lr: 0.001 } })
+  if (made.status !== 201) throw new Error(`creating instance ${i}: ${made.status} ${made.body}`)
+  instances.push(JSON.parse(made.body).id)
+}
 await sleep(500) // the readiness polls' sockets close
 const idle = { ...proc(pid), ...(await metrics(base)) }
 const capacity = Number(v.workers) + Number(v['queue-size'])
@@ -203,6 +255,17 @@ agent.destroy()
 let after = { ...proc(pid), ...(await metrics(base)) }
 for (let i = 0; i < 50 && after.fds > idle.fds; i++) { await sleep(100); after = { ...proc(pid), ...(await metrics(base)) } }
 
+// every acknowledged step applied exactly once, in memory and on disk
+const stepProblems: string[] = []
+const stepReport: string[] = []
+for (const id of instances) {
+  const info = JSON.parse((await get(`${base}/v1/tasks/${id}`)).body)
+  const onDisk = Number(readSafetensors(fs.readFileSync(path.join(dataDir, `${id}.safetensors`))).metadata.step)
+  const acked = stepsAcked.get(id) ?? 0
+  stepReport.push(`${id}: ${acked} acked, step ${info.step}, on disk ${onDisk}`)
+  if (info.step !== acked || onDisk !== acked) stepProblems.push(`${id}: ${acked} steps answered 200, the instance is at step ${info.step}, its checkpoint at ${onDisk}`)
+}
+
 server.kill('SIGTERM')
 const exitCode = await exited
 
@@ -220,12 +283,14 @@ console.log(`latency of 200s (ms): p50 ${q(0.5)}  p90 ${q(0.9)}  p99 ${q(0.99)} 
 console.log(`RSS (MiB): idle ${idle.rssMiB}, first sample ${warm.rssMiB}, last sample ${last.rssMiB}, max ${maxRss}, after ${after.rssMiB}`)
 console.log(`live tensors per worker: idle ${idle.liveTensors.join(',')}, first sample ${warm.liveTensors.join(',')}, last sample ${last.liveTensors.join(',')}, after ${after.liveTensors.join(',')}`)
 console.log(`file descriptors: idle ${idle.fds}, max during ${Math.max(...samples.map(s => s.fds), 0)}, after the clients left ${after.fds}; open connections after ${after.openConnections}`)
+console.log(`task instances: ${stepReport.join('; ') || 'none'}`)
 console.log(`server exit after SIGTERM: ${exitCode}`)
 const leak = after.fds !== idle.fds
 const tensorsGrew = after.liveTensors.join() !== idle.liveTensors.join()
 if (unexpected.length) console.log(`UNEXPECTED answers: ${JSON.stringify(Object.fromEntries(unexpected))}`)
 if (leak) console.log('FILE DESCRIPTORS LEAKED')
 if (tensorsGrew) console.log('LIVE TENSORS GREW')
-const pass = !unexpected.length && !leak && !tensorsGrew && exitCode === 0
+for (const p of stepProblems) console.log(`STEPS LOST OR REPEATED: ${p}`)
+const pass = !unexpected.length && !leak && !tensorsGrew && exitCode === 0 && stepProblems.length === 0
 console.log(pass ? 'OK' : 'FAILED')
 process.exit(pass ? 0 : 1)
