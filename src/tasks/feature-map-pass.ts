@@ -9,13 +9,15 @@
 //    into the small operand, nce-core.ts), the NCE and its gradient dU, dSrc = dU · rows / (sqrt(c)·τ);
 //  - per target map, all its uses at once: dRows = [dU_1; dU_2; …]ᵀ · [srcS_1; srcS_2; …] (one
 //    matMul with the uses stacked along the inner dimension, instead of one per use plus adds);
-//    source gradients are scattered in (ScatterNd sums repeated locations) and the sum is
-//    transposed back to NCHW once.
+//    source gradients are added into their rows (gather, add, TensorScatterUpdate: each use's
+//    rows are distinct; uses apply one after another, so repeated locations across uses sum)
+//    and the sum is transposed back to NCHW once.
 import * as tf from '@tensorflow/tfjs'
 import { matMul } from './mat-mul.ts'
 import type { HostTensor } from '../tensor.ts'
 import { fromRows, toRows } from './layout.ts'
 import { amdimNce, scoreScale } from './nce-core.ts'
+import { overwriteRows } from './gather-rows.ts'
 import type { Sampled } from './types.ts'
 
 export type Side = 'anchor' | 'positive'
@@ -120,19 +122,26 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
       const hw = h * w
       let g: tf.Tensor
       if (s.rows) {
-        const parts: tf.Tensor[] = []
+        let rowsGrad: tf.Tensor2D | undefined
         if (s.trg.length > 0) {
           const dRaws = s.trg.length === 1 ? s.trg[0].dRaw : tf.concat(s.trg.map(u => u.dRaw), 0)
           const srcs = s.trg.length === 1 ? s.trg[0].srcS : tf.concat(s.trg.map(u => u.srcS), 0)
-          parts.push(matMul(dRaws, srcs, true, false))
+          rowsGrad = matMul(dRaws, srcs, true, false)
         }
-        if (s.src.length > 0) {
-          parts.push(hw === 1
-            ? tf.addN(s.src.map(u => u.dSrc))
-            : tf.scatterND(tf.tensor2d(concatIdx(s.src.map(u => u.idx)), [s.src.length * b, 1], 'int32'), tf.concat(s.src.map(u => u.dSrc), 0), [b * hw, c]))
+        if (hw === 1) {
+          const parts = [...(rowsGrad ? [rowsGrad] : []), ...s.src.map(u => u.dSrc)]
+          rowsGrad = (parts.length === 1 ? parts[0] : tf.addN(parts)) as tf.Tensor2D
+        } else if (rowsGrad) {
+          // Each use's b source rows are distinct (one location per sample): add them in place of
+          // a scatter into zeros plus a full-size add (one copy pass instead of three).
+          for (const u of s.src) {
+            const at = tf.tensor2d(u.idx, [b, 1], 'int32')
+            rowsGrad = overwriteRows(rowsGrad, at, tf.add(tf.gather(rowsGrad, tf.tensor1d(u.idx, 'int32')), u.dSrc) as tf.Tensor2D)
+          }
+        } else {
+          rowsGrad = tf.scatterND(tf.tensor2d(concatIdx(s.src.map(u => u.idx)), [s.src.length * b, 1], 'int32'), tf.concat(s.src.map(u => u.dSrc), 0), [b * hw, c]) as tf.Tensor2D
         }
-        const rowsGrad = parts.length === 1 ? parts[0] : tf.addN(parts)
-        g = fromRows(rowsGrad as tf.Tensor2D, s.shape)
+        g = fromRows(rowsGrad, s.shape)
       } else {
         const idx = concatIdx(s.src.map(u => u.idx))
         g = tf.scatterND(tf.tensor2d(idx, [idx.length, 1], 'int32'), tf.reshape(tf.concat(s.src.map(u => u.dSrc), 0), [-1]), [b * c * hw])

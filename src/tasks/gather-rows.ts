@@ -15,3 +15,14 @@ export function gatherRows (x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
   })
   return op(x) as tf.Tensor2D
 }
+
+/**
+ * x with rows `idx` (k, 1) replaced by `values` (k, L): one copy pass (TensorScatterUpdate).
+ * tfjs-backend-cpu 4.22's TensorScatterUpdate writes into its input's buffer instead of a copy
+ * (scatterImpl reuses `bufferSync(tensor)`), which would corrupt a tensor still in use (u when
+ * tclip is null); there the input is copied first.
+ */
+export function overwriteRows (x: tf.Tensor2D, idx: tf.Tensor2D, values: tf.Tensor2D): tf.Tensor2D {
+  const base = tf.getBackend() === 'cpu' ? tf.add(x, 0) : x
+  return tf.tensorScatterUpdate(base, idx, values) as tf.Tensor2D
+}

@@ -28,6 +28,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { softplus } from './softplus.ts'
 import { tanhGrad } from './tanh-clip.ts'
+import { overwriteRows } from './gather-rows.ts'
 
 export const REGULARIZER_WEIGHT = 0.05
 
@@ -39,17 +40,6 @@ export function diagonalRows (b: number): Int32Array {
   const rows = new Int32Array(b)
   for (let i = 0; i < b; i++) rows[i] = i * (b + 1)
   return rows
-}
-
-/**
- * x with rows `idx` (k, 1) replaced by `values` (k, L): one copy pass (TensorScatterUpdate).
- * tfjs-backend-cpu 4.22's TensorScatterUpdate writes into its input's buffer instead of a copy
- * (scatterImpl reuses `bufferSync(tensor)`), which would corrupt a tensor still in use (u when
- * tclip is null); there the input is copied first.
- */
-function overwriteRows (x: tf.Tensor2D, idx: tf.Tensor2D, values: tf.Tensor2D): tf.Tensor2D {
-  const base = tf.getBackend() === 'cpu' ? tf.add(x, 0) : x
-  return tf.tensorScatterUpdate(base, idx, values) as tf.Tensor2D
 }
 
 export interface NceParts {
