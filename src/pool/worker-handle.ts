@@ -11,6 +11,16 @@ export type Transport = 'thread' | 'process'
 
 const ENTRY = fileURLToPath(new URL('../compute/worker-entry.mjs', import.meta.url))
 
+/**
+ * The flags of `execArgv` a compute thread inherits: `node --cpu-prof --cpu-prof-dir=DIR
+ * server/start.ts ...` profiles the threads too (each writes its own .cpuprofile), since
+ * that is where most of a request's time goes. Valued flags pass only as `--flag=value` (a
+ * value in the next argument would leave the thread a flag without its value).
+ */
+export function profilingFlags (execArgv: readonly string[] = process.execArgv): string[] {
+  return execArgv.filter(a => /^--(cpu-prof|heap-prof)$/.test(a) || /^--(cpu-prof|heap-prof)-[a-z]+=./.test(a))
+}
+
 export interface WorkerHandleOptions {
   transport: Transport
   /** child processes only: their whole environment */
@@ -35,9 +45,9 @@ export class WorkerHandle extends EventEmitter {
       this.emit('exit', code ?? -1)
     }
     if (options.transport === 'thread') {
-      // execArgv []: the loader is registered by the entry; the parent's flags (tap's
-      // coverage hooks, --import tsx) do not belong in a compute thread.
-      this.thread = new Worker(ENTRY, { execArgv: [], stdout: false, stderr: false })
+      // Only the parent's profiling flags: the loader is registered by the entry; the other
+      // flags (tap's coverage hooks, --import tsx) do not belong in a compute thread.
+      this.thread = new Worker(ENTRY, { execArgv: profilingFlags(), stdout: false, stderr: false })
       this.thread.on('message', onMessage)
       this.thread.on('error', err => this.emit('error', err))
       this.thread.on('exit', onExit)

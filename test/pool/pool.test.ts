@@ -8,6 +8,7 @@ import { WorkerPool, type JobRecord } from '../../src/pool/pool.ts'
 import { placeWorkers } from '../../src/pool/placement.ts'
 import { transferList } from '../../src/pool/transfer.ts'
 import { BoundedQueue } from '../../src/pool/queue.ts'
+import { profilingFlags } from '../../src/pool/worker-handle.ts'
 import { LossServerError } from '../../src/errors.ts'
 import type { HostTensor } from '../../src/tensor.ts'
 
@@ -106,6 +107,13 @@ t.test('close lets in-flight work finish, then refuses', async t => {
   t.ok(Number.isFinite(result.loss), 'the in-flight job finished')
   await closing
   t.same(p.workers().map(w => w.state), ['stopped'])
+})
+
+t.test('compute threads inherit the profiling flags and nothing else', async t => {
+  t.same(profilingFlags(['--import', 'tsx', '--cpu-prof', '--cpu-prof-dir=/tmp/p', '--heap-prof', '--enable-source-maps', '--cpu-prof-interval=100']),
+    ['--cpu-prof', '--cpu-prof-dir=/tmp/p', '--heap-prof', '--cpu-prof-interval=100'])
+  t.same(profilingFlags(['--cpu-prof-dir', '/tmp/p', '--cpu-prof-name=']), [], 'a value in the next argument, or an empty one, is not forwarded')
+  t.same(profilingFlags([]), [])
 })
 
 t.test('the bounded queue', async t => {
