@@ -1,8 +1,11 @@
-// Codec throughput (printed, never asserted): a 150 MB float32 tensor and a 150 MB float16
-// tensor through decodeTensor / encodeTensor and the msgpack layer, as a request and a
-// response would go. Run: node --import tsx bench/codec.ts
+// Codec throughput (printed, never asserted): 150 MB on the wire per dtype (float32,
+// float16, bfloat16) through decodeTensor / encodeTensor and the msgpack layer, as a request
+// and a response would go, and half.ts's conversion alone. Run: node --import tsx bench/codec.ts
+// Each line gives MB/s of WIRE bytes and of FLOAT32 bytes (twice as many for float16 and
+// bfloat16, the same for float32), by wall clock and by this process's CPU time, best of 5.
 import { decodeTensor, encodeTensor } from '../src/wire/tensor-codec.ts'
 import { decode, encode } from '../src/wire/msgpack.ts'
+import { bfloat16ToFloat32Bulk, float16ToFloat32Bulk, float32ToBfloat16Bulk, float32ToFloat16Bulk, halfWasmAvailable } from '../src/wire/half.ts'
 import type { WireDtype } from '../src/tensor.ts'
 
 const MB = 1e6
@@ -29,17 +32,25 @@ function time (fn: () => unknown, reps = 5): Timing {
 
 function rate (bytes: number, s: number): string {
   // a zero-copy view takes microseconds: say so rather than print an absurd rate
-  return s < 1e-4 ? '  (view)' : `${(bytes / MB / s).toFixed(0).padStart(8)}`
+  return s < 1e-4 ? '  (view)' : (bytes / MB / s).toFixed(0).padStart(8)
 }
 
-function report (what: string, bytes: number, t: Timing): void {
-  console.log(`${what.padEnd(46)} ${rate(bytes, t.wall)} MB/s wall ${rate(bytes, t.cpu)} MB/s cpu  (${(t.wall * 1e3).toFixed(1)} ms)`)
+/** `wire` bytes on the wire, `f32` bytes of float32 on the host side */
+function report (what: string, wire: number, f32: number, t: Timing): void {
+  console.log(`${what.padEnd(50)} ${rate(wire, t.wall)} ${rate(wire, t.cpu)}  ${rate(f32, t.wall)} ${rate(f32, t.cpu)}  ${(t.wall * 1e3).toFixed(1).padStart(7)}`)
 }
 
-// a baseline for this machine and its load: one plain copy of 150 MB into fresh memory
+console.log(`half.ts bulk conversion: ${halfWasmAvailable ? 'WebAssembly SIMD' : 'JavaScript (no wasm SIMD here)'}`)
+console.log(`${'MB/s'.padEnd(50)} ${'wire:'.padStart(8)} ${''.padStart(8)}  ${'float32:'.padStart(8)}`)
+console.log(`${''.padEnd(50)} ${'wall'.padStart(8)} ${'cpu'.padStart(8)}  ${'wall'.padStart(8)} ${'cpu'.padStart(8)}  ${'wall ms'.padStart(7)}`)
+// baselines for this machine and its load: a plain copy of 150 MB into fresh memory (pages
+// the kernel faults in and zeroes), and into memory already touched
 {
   const a = new Uint8Array(BYTES).fill(1)
-  report('baseline: copy 150 MB into a new buffer', BYTES, time(() => new Uint8Array(a)))
+  const b = new Uint8Array(BYTES).fill(2)
+  report('baseline: copy 150 MB into a new buffer', BYTES, BYTES, time(() => new Uint8Array(a)))
+  report('baseline: copy 150 MB into touched memory', BYTES, BYTES, time(() => b.set(a)))
+  report('baseline: allocate 300 MB, write once (float16 decode floor)', BYTES, 2 * BYTES, time(() => new Uint8Array(2 * BYTES).fill(1)))
 }
 
 for (const dtype of ['float32', 'float16', 'bfloat16'] as WireDtype[]) {
@@ -51,9 +62,18 @@ for (const dtype of ['float32', 'float16', 'bfloat16'] as WireDtype[]) {
   const body = encode({ inputs: { z: wire } })
   const bytes = (wire.data as Uint8Array).byteLength
   console.log(`--- ${dtype}: ${n} elements, ${(bytes / MB).toFixed(0)} MB on the wire`)
-  report(`${dtype} encodeTensor (HostTensor -> bytes)`, bytes, time(() => encodeTensor(host, dtype, 'msgpack')))
-  report(`${dtype} decodeTensor (bytes -> Float32Array)`, bytes, time(() => decodeTensor(wire, ['z'], limits)))
-  report(`${dtype} msgpack encode of the tensor map`, bytes, time(() => encode({ grads: { z: wire } })))
-  report(`${dtype} msgpack decode (scan + views)`, bytes, time(() => decode(body)))
-  report(`${dtype} body -> Float32Array (decode + codec)`, bytes, time(() => decodeTensor((decode(body) as any).inputs.z, ['z'], limits)))
+  const f32 = n * 4
+  if (dtype !== 'float32') {
+    const bits = new Uint32Array(host.data.buffer)
+    const half = new Uint16Array(n)
+    const back = new Uint32Array(n)
+    report(`${dtype} conversion alone, float32 -> ${dtype}`, bytes, f32, time(() => (dtype === 'float16' ? float32ToFloat16Bulk : float32ToBfloat16Bulk)(bits, half)))
+    report(`${dtype} conversion alone, ${dtype} -> float32`, bytes, f32, time(() => (dtype === 'float16' ? float16ToFloat32Bulk : bfloat16ToFloat32Bulk)(half, back)))
+  }
+  report(`${dtype} encodeTensor (HostTensor -> bytes)`, bytes, f32, time(() => encodeTensor(host, dtype, 'msgpack')))
+  report(`${dtype} decodeTensor (bytes -> Float32Array)`, bytes, f32, time(() => decodeTensor(wire, ['z'], limits)))
+  report(`${dtype} msgpack encode of the tensor map`, bytes, f32, time(() => encode({ grads: { z: wire } })))
+  report(`${dtype} msgpack decode (scan + views)`, bytes, f32, time(() => decode(body)))
+  report(`${dtype} body -> Float32Array (decode + codec)`, bytes, f32, time(() => decodeTensor((decode(body) as any).inputs.z, ['z'], limits)))
+  report(`${dtype} HostTensor -> body (codec + encode)`, bytes, f32, time(() => encode({ grads: { z: encodeTensor(host, dtype, 'msgpack') } })))
 }
