@@ -63,55 +63,56 @@ function negativesMask (b: number): Float32Array {
   return m
 }
 
-/** Rows of concat(out_1, out_2), L2-normalised when asked; `scale[k]` = 1 / max(‖row‖, eps). */
-function stackRows (o1: Float32Array, o2: Float32Array, b: number, d: number, normalize: boolean): { x: Float32Array, scale?: Float64Array } {
+/**
+ * The operands of the first product in one pass over the inputs: right = (y_k, 1) and
+ * left = (y_k / T, −h_k), each (n, d + 1), where y = concat(out_1, out_2) with rows
+ * L2-normalised when asked (`scale[k]` = 1 / max(‖row‖, eps)); `right` is also the JS side's
+ * copy of y (stride d + 1). Also the positive logits s_k = ⟨y_k, y_{p(k)}⟩ / T in float64 and
+ * the bound shift h_k = ‖y_k‖·max_{j≠k}‖y_j‖ / T (as float32: the value the product subtracts).
+ */
+function operands (o1: Float32Array, o2: Float32Array, b: number, d: number, invT: number, normalize: boolean): { left: Float32Array, right: Float32Array, pos: Float64Array, shift: Float32Array, scale?: Float64Array } {
   const n = 2 * b
-  const x = new Float32Array(n * d)
-  x.set(o1, 0)
-  x.set(o2, b * d)
-  if (!normalize) return { x }
-  const scale = new Float64Array(n)
-  for (let k = 0; k < n; k++) {
-    let sq = 0
-    for (let c = k * d; c < (k + 1) * d; c++) sq += x[c] * x[c]
-    const r = 1 / Math.max(Math.sqrt(sq), NORM_EPS)
-    scale[k] = r
-    for (let c = k * d; c < (k + 1) * d; c++) x[c] *= r
-  }
-  return { x, scale }
-}
-
-/** The operands of the first product: (x_k/T, −h_k) and (x_k, 1), each (n, d + 1). */
-function augment (x: Float32Array, n: number, d: number, invT: number, shift: Float32Array | undefined): { left: Float32Array, right: Float32Array } {
   const w = d + 1
   const left = new Float32Array(n * w)
   const right = new Float32Array(n * w)
-  for (let k = 0; k < n; k++) {
-    for (let c = 0; c < d; c++) {
-      const v = x[k * d + c]
-      left[k * w + c] = v * invT
-      right[k * w + c] = v
-    }
-    left[k * w + d] = shift ? -shift[k] : 0
-    right[k * w + d] = 1
-  }
-  return { left, right }
-}
-
-/** h_k = ‖x_k‖·max_{j≠k}‖x_j‖ / T, as float32 (the value the product subtracts). */
-function boundShift (x: Float32Array, n: number, d: number, invT: number): Float32Array {
+  const pos = new Float64Array(n)
   const norm = new Float64Array(n)
+  const scale = normalize ? new Float64Array(n) : undefined
+  for (let k = 0; k < n; k++) {
+    const src = k < b ? o1 : o2
+    const at = (k % b) * d
+    let r = 1
+    if (scale) {
+      let sq = 0
+      for (let c = 0; c < d; c++) sq += src[at + c] * src[at + c]
+      r = scale[k] = 1 / Math.max(Math.sqrt(sq), NORM_EPS)
+    }
+    let sq = 0
+    for (let c = 0; c < d; c++) {
+      const v = Math.fround(src[at + c] * r)
+      right[k * w + c] = v
+      left[k * w + c] = v * invT
+      sq += v * v
+    }
+    right[k * w + d] = 1
+    norm[k] = Math.sqrt(sq)
+  }
+  for (let k = 0; k < b; k++) {
+    let acc = 0
+    for (let c = 0; c < d; c++) acc += right[k * w + c] * right[(k + b) * w + c]
+    pos[k] = pos[k + b] = acc * invT
+  }
   let first = 0
   let second = 0
   for (let k = 0; k < n; k++) {
-    let sq = 0
-    for (let c = k * d; c < (k + 1) * d; c++) sq += x[c] * x[c]
-    norm[k] = Math.sqrt(sq)
     if (norm[k] > first) { second = first; first = norm[k] } else if (norm[k] > second) second = norm[k]
   }
-  const h = new Float32Array(n)
-  for (let k = 0; k < n; k++) h[k] = norm[k] * (norm[k] === first ? second : first) * invT
-  return h
+  const shift = new Float32Array(n)
+  for (let k = 0; k < n; k++) {
+    shift[k] = norm[k] * (norm[k] === first ? second : first) * invT
+    left[k * w + d] = -shift[k]
+  }
+  return { left, right, pos, shift, ...(scale ? { scale } : {}) }
 }
 
 /** (n, n) left·rightᵀ; tfjs-backend-wasm multiplies transposed operands ~10x slower (mat-mul.ts). */
@@ -126,26 +127,27 @@ function productTN (a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 interface Attempt {
   /** m_k, the negatives' logsumexp per row, or undefined when a row sum underflowed */
   lse?: Float64Array
-  /** E·x (n, d + 1 with the row sums last), and E itself for the second product */
+  /** E·(y | 1), (n, d + 1) with the row sums last, and E itself for the second product */
   ex?: Float32Array
   e?: tf.Tensor2D
 }
 
-/** E and its row sums for one choice of shift (`shift` undefined: the exact row max). */
-function attempt (x: Float32Array, b: number, d: number, invT: number, shift: Float32Array | undefined, gradients: boolean): Attempt {
+/**
+ * E and its row sums for the shift in left's last column (`shift` its values; undefined: that
+ * column is 0 and the exact row max shifts instead).
+ */
+function attempt (left: Float32Array, right: tf.Tensor2D, b: number, d: number, shift: Float32Array | undefined, gradients: boolean): Attempt {
   const n = 2 * b
-  const { left, right } = augment(x, n, d, invT, shift)
-  const r = tf.tensor2d(right, [n, d + 1], 'float32')
-  let z = tf.add(productNT(tf.tensor2d(left, [n, d + 1], 'float32'), r), tf.tensor2d(negativesMask(b), [n, n], 'float32'))
-  let h: Float32Array | Float64Array | undefined = shift
+  let z = tf.add(productNT(tf.tensor2d(left, [n, d + 1], 'float32'), right), tf.tensor2d(negativesMask(b), [n, n], 'float32'))
+  let h: Float32Array | undefined = shift
   if (!h) {
     const mx = tf.max(z, 1, true)
     z = tf.sub(z, mx)
     h = mx.dataSync() as Float32Array
   }
   const e = tf.exp(z) as tf.Tensor2D // masked cells: e^{−∞} = 0
-  // E·[x | 1]: E·x and the row sums in one product; without gradients the sums alone.
-  const ex = gradients ? tf.matMul(e, r).dataSync() as Float32Array : undefined
+  // E·(y | 1): E·y and the row sums in one product; without gradients the sums alone.
+  const ex = gradients ? tf.matMul(e, right).dataSync() as Float32Array : undefined
   const sums = ex ? undefined : tf.sum(e, 1).dataSync()
   const lse = new Float64Array(n)
   for (let k = 0; k < n; k++) {
@@ -163,26 +165,22 @@ function attempt (x: Float32Array, b: number, d: number, invT: number, shift: Fl
 export function ntXentPass (o1: Float32Array, o2: Float32Array, b: number, d: number, temperature: number, normalize: boolean, gradients: boolean): NtXentPassResult {
   const n = 2 * b
   const invT = 1 / temperature
-  const { x, scale } = stackRows(o1, o2, b, d, normalize)
-  // Positive logits s_k = ⟨x_k, x_{p(k)}⟩ / T in float64 (s_k = s_{p(k)}).
-  const pos = new Float64Array(n)
-  for (let k = 0; k < b; k++) {
-    let acc = 0
-    for (let c = 0; c < d; c++) acc += x[k * d + c] * x[(k + b) * d + c]
-    pos[k] = pos[k + b] = acc * invT
-  }
+  const { left, right, pos, shift, scale } = operands(o1, o2, b, d, invT, normalize)
 
   const sig = new Float64Array(n)
   const c = new Float64Array(n)
   let loss = 0
   let ex: Float32Array | undefined
   let back: Float32Array | undefined
-  // A scope rather than tf.tidy: the numbers stay plain locals (V8 keeps closure-assigned
-  // variables in a context, ~2 ms per b 256 pass in the loops below).
+  // A scope rather than tf.tidy: no closure, so the numbers below stay plain locals.
   tf.engine().startScope()
   try {
-    let a = attempt(x, b, d, invT, boundShift(x, n, d, invT), gradients)
-    if (!a.lse) a = attempt(x, b, d, invT, undefined, gradients)
+    const r = tf.tensor2d(right, [n, d + 1], 'float32')
+    let a = attempt(left, r, b, d, shift, gradients)
+    if (!a.lse) {
+      for (let k = 0; k < n; k++) left[k * (d + 1) + d] = 0
+      a = attempt(left, r, b, d, undefined, gradients)
+    }
     const lse = a.lse!
     for (let k = 0; k < n; k++) {
       loss += softplus(lse[k] - pos[k])
@@ -191,52 +189,58 @@ export function ntXentPass (o1: Float32Array, o2: Float32Array, b: number, d: nu
     loss /= n
     if (a.e && a.ex && Number.isFinite(loss)) {
       ex = a.ex
-      back = secondProduct(a.e, a.ex, x, sig, c, n, d, temperature)
+      back = secondProduct(a.e, a.ex, right, sig, c, n, d, temperature)
     }
   } finally {
     tf.engine().endScope()
   }
   checkFiniteLoss(loss)
   if (!gradients) return { loss }
-
-  return { loss, grads: gradientsOf(x, scale, ex!, back!, sig, c, b, d, temperature) }
+  return { loss, grads: gradientsOf(right, scale, ex!, back!, sig, c, b, d, temperature) }
 }
 
-/** Eᵀ·(c ⊙ x) with c_k = σ_k / (n·T·Σ_j E[k,j]) (written into `c`). */
-function secondProduct (e: tf.Tensor2D, ex: Float32Array, x: Float32Array, sig: Float64Array, c: Float64Array, n: number, d: number, temperature: number): Float32Array {
-  const cx = new Float32Array(n * d)
+/** Eᵀ·(c ⊙ y) with c_k = σ_k / (n·T·Σ_j E[k,j]) (written into `c`); y is `right` (stride d + 1). */
+function secondProduct (e: tf.Tensor2D, ex: Float32Array, right: Float32Array, sig: Float64Array, c: Float64Array, n: number, d: number, temperature: number): Float32Array {
+  const w = d + 1
+  const cy = new Float32Array(n * d)
   for (let k = 0; k < n; k++) {
-    c[k] = sig[k] / (n * temperature * ex[k * (d + 1) + d])
-    for (let i = 0; i < d; i++) cx[k * d + i] = c[k] * x[k * d + i]
+    const ck = c[k] = sig[k] / (n * temperature * ex[k * w + d])
+    for (let i = 0; i < d; i++) cy[k * d + i] = ck * right[k * w + i]
   }
-  return productTN(e, tf.tensor2d(cx, [n, d], 'float32')).dataSync() as Float32Array
+  return productTN(e, tf.tensor2d(cy, [n, d], 'float32')).dataSync() as Float32Array
 }
 
-/** c ⊙ (E·x) + Eᵀ·(c ⊙ x), the positives' share, then normalize's backward, split per input. */
-function gradientsOf (x: Float32Array, scale: Float64Array | undefined, ex: Float32Array, back: Float32Array, sig: Float64Array, c: Float64Array, b: number, d: number, temperature: number): [Float32Array, Float32Array] {
+/** c ⊙ (E·y) + Eᵀ·(c ⊙ y), the positives' share, then normalize's backward, split per input. */
+function gradientsOf (right: Float32Array, scale: Float64Array | undefined, ex: Float32Array, back: Float32Array, sig: Float64Array, c: Float64Array, b: number, d: number, temperature: number): [Float32Array, Float32Array] {
   const n = 2 * b
+  const w = d + 1
   const g1 = new Float32Array(b * d)
   const g2 = new Float32Array(b * d)
-  const row = new Float64Array(d)
+  const row = scale ? new Float64Array(d) : undefined
   for (let k = 0; k < n; k++) {
     const pk = (k + b) % n
-    const w = -(sig[k] + sig[pk]) / (n * temperature)
+    const wk = -(sig[k] + sig[pk]) / (n * temperature)
     const ck = c[k]
-    let dot = 0
-    for (let i = 0; i < d; i++) {
-      const v = ck * ex[k * (d + 1) + i] + back[k * d + i] + w * x[pk * d + i]
-      row[i] = v
-      dot += v * x[k * d + i]
-    }
     const out = k < b ? g1 : g2
     const at = (k % b) * d
+    const e0 = k * w
+    const p0 = pk * w
+    const b0 = k * d
     if (!scale) {
-      for (let i = 0; i < d; i++) out[at + i] = row[i]
-    } else if (scale[k] < 1 / NORM_EPS) {
-      for (let i = 0; i < d; i++) out[at + i] = (row[i] - x[k * d + i] * dot) * scale[k]
-    } else {
-      for (let i = 0; i < d; i++) out[at + i] = row[i] * scale[k]
+      for (let i = 0; i < d; i++) out[at + i] = ck * ex[e0 + i] + back[b0 + i] + wk * right[p0 + i]
+      continue
     }
+    // dx = (dy − y·⟨y, dy⟩)·scale, or dy·scale where the norm was clamped to eps; dy in
+    // float64 (the difference cancels when dy is nearly parallel to y)
+    let dot = 0
+    for (let i = 0; i < d; i++) {
+      const v = ck * ex[e0 + i] + back[b0 + i] + wk * right[p0 + i]
+      row![i] = v
+      dot += v * right[e0 + i]
+    }
+    const sk = scale[k]
+    if (sk >= 1 / NORM_EPS) dot = 0
+    for (let i = 0; i < d; i++) out[at + i] = (row![i] - right[e0 + i] * dot) * sk
   }
   return [g1, g2]
 }
