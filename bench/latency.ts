@@ -1,11 +1,13 @@
 // Small-request latency: nt-xent b 64, d 128 over HTTP keep-alive and over one WebSocket,
 // with 1, 8 and 64 requests in flight. Each request's time is client encode -> answer
-// decoded; p50 / p99 over all of them, and the throughput of the whole run.
-import { LossClient, type LossRequest } from '../src/client/index.ts'
+// decoded; p50 / p99 over all of them, and the throughput of the whole run. computeP50 is the
+// median of the answers' meta.compute_ms (the evaluation inside the worker): p50 minus it is
+// what the transport, the main thread and the worker round trip cost.
+import { LossClient, type LossRequest, type LossResult } from '../src/client/index.ts'
 import { Prng } from '../src/tasks/prng.ts'
 import { quantile } from './stats.ts'
 
-export interface LatencyRow { transport: 'http' | 'ws', inFlight: number, requests: number, p50: number, p99: number, perSecond: number }
+export interface LatencyRow { transport: 'http' | 'ws', inFlight: number, requests: number, p50: number, p99: number, perSecond: number, computeP50: number }
 
 function request (): LossRequest<'nt-xent'> {
   const prng = new Prng(1)
@@ -13,20 +15,22 @@ function request (): LossRequest<'nt-xent'> {
   return { inputs: { out_1: t(), out_2: t() } }
 }
 
-async function closedLoop (inFlight: number, total: number, one: () => Promise<unknown>): Promise<{ times: number[], seconds: number }> {
+async function closedLoop (inFlight: number, total: number, one: () => Promise<LossResult>): Promise<{ times: number[], compute: number[], seconds: number }> {
   const times: number[] = []
+  const compute: number[] = []
   let started = 0
   const t0 = performance.now()
   const lane = async (): Promise<void> => {
     while (started < total) {
       started++
       const s = performance.now()
-      await one()
+      const r = await one()
       times.push(performance.now() - s)
+      compute.push(r.meta.compute_ms)
     }
   }
   await Promise.all(Array.from({ length: inFlight }, lane))
-  return { times, seconds: (performance.now() - t0) / 1000 }
+  return { times, compute, seconds: (performance.now() - t0) / 1000 }
 }
 
 export async function latencyRows (url: string, levels: number[], perLevel: (inFlight: number) => number, progress: (s: string) => void): Promise<LatencyRow[]> {
@@ -40,8 +44,8 @@ export async function latencyRows (url: string, levels: number[], perLevel: (inF
       const total = perLevel(inFlight)
       await closedLoop(inFlight, Math.min(total, 4 * inFlight + 20), one) // warm-up (connections, JIT)
       progress(`latency ${transport} ${inFlight} in flight: ${total} requests`)
-      const { times, seconds } = await closedLoop(inFlight, total, one)
-      rows.push({ transport, inFlight, requests: total, p50: quantile(times, 0.5), p99: quantile(times, 0.99), perSecond: total / seconds })
+      const { times, compute, seconds } = await closedLoop(inFlight, total, one)
+      rows.push({ transport, inFlight, requests: total, p50: quantile(times, 0.5), p99: quantile(times, 0.99), perSecond: total / seconds, computeP50: quantile(compute, 0.5) })
     }
     await stream?.close()
   }
