@@ -34,10 +34,23 @@ export function shapeMap (shapes: ParamShape[]): Record<string, number[]> {
   return Object.fromEntries(shapes.map(s => [s.name, s.shape]))
 }
 
+/**
+ * The number of float32 parameters from the config alone, without listing them: cpc holds
+ * the parameters of zero blocks plus num_blocks times those of one block
+ * (src/tasks/cpc-params.ts). A config asking for 2^20 or 2^31 blocks is refused by the size
+ * limit in a moment this way; listing its parameters first took 46 s and 2.6 GB of heap for
+ * 2^20 blocks and ran the server out of memory for 2^31 (found by the task-route fuzz).
+ */
+export function paramScalars (kind: KindName, config: Record<string, unknown>): number {
+  if (kind !== 'cpc') return 0
+  const c = config as unknown as CpcConfig
+  const count = (blocks: number): number => cpcParamSpecs({ ...c, num_blocks: blocks }).reduce((n, s) => n + sizeOf(s.shape), 0)
+  const base = count(0)
+  return base + c.num_blocks * (count(1) - base)
+}
+
 /** float32 bytes of parameters plus the optimizer's per-parameter state (torch's layout). */
-export function instanceBytes (shapes: ParamShape[], optimizer: OptimizerSpec | null): number {
-  let n = 0
-  for (const s of shapes) n += sizeOf(s.shape)
+export function instanceBytes (kind: KindName, config: Record<string, unknown>, optimizer: OptimizerSpec | null): number {
   const slots = optimizer === null ? 0 : optimizer.name === 'adam' ? adamSlots(optimizer).length : sgdSlots(optimizer).length
-  return n * 4 * (1 + slots)
+  return paramScalars(kind, config) * 4 * (1 + slots)
 }

@@ -109,8 +109,8 @@ export class TaskRegistry {
       if (!kind.hasParams) throw new LossServerError('invalid_config', `kind '${kind.name}' has no parameters: an optimizer would have nothing to train`, ['optimizer'])
       optimizer = parseOptimizerSpec(input.optimizer, ['optimizer'])
     }
-    const shapes = paramShapes(kind.name, config.data)
-    const bytes = instanceBytes(shapes, optimizer)
+    // the size from the config alone, before any parameter list is built (instance.ts)
+    const bytes = instanceBytes(kind.name, config.data, optimizer)
     if (bytes > this.options.maxInstanceBytes) {
       throw new LossServerError('too_large', `this instance would hold ${size(bytes)} of parameters and optimizer state, over the limit of ${size(this.options.maxInstanceBytes)} (--max-instance-bytes)`, ['config'])
     }
