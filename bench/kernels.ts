@@ -106,19 +106,29 @@ for (const name of names) {
   // CPU time (user + system, all threads) beside wall time: on a shared machine it shows the
   // work done even when other processes stretch the wall clock.
   const cpu: number[] = []
+  // System time and minor page faults: fresh pages of large tensors and read-back buffers are
+  // faulted in (and zeroed) by the kernel, single-threaded, on every evaluation.
+  const sys: number[] = []
+  const faults: number[] = []
   let loss = NaN
+  // Peak RSS over the evaluations minus the RSS before them (inputs already made). maxRSS is a
+  // process-lifetime peak: exact for the first workload of a run, a lower bound after it.
+  const rss0 = process.memoryUsage().rss
   for (let r = 0; r < warmup + repeats; r++) {
     const c0 = process.cpuUsage()
+    const f0 = process.resourceUsage().minorPageFault
     const t0 = performance.now()
     loss = run().loss
     const dt = performance.now() - t0
     const dc = process.cpuUsage(c0)
-    if (r >= warmup) { times.push(dt); cpu.push((dc.user + dc.system) / 1000) }
+    const df = process.resourceUsage().minorPageFault - f0
+    if (r >= warmup) { times.push(dt); cpu.push((dc.user + dc.system) / 1000); sys.push(dc.system / 1000); faults.push(df) }
   }
+  const peakGrowthMb = Math.round((process.resourceUsage().maxRSS * 1024 - rss0) / 2 ** 20)
   const sorted = [...times].sort((a, b) => a - b)
   const median = sorted[Math.floor(sorted.length / 2)]
-  const out = { workload: name, backend: info.tfBackend, times_ms: times.map(t => Math.round(t)), median_ms: Math.round(median), min_ms: Math.round(sorted[0]), cpu_ms: cpu.map(t => Math.round(t)), loss, gflop: wl.gflop, gflops: +(wl.gflop / (median / 1000)).toFixed(1), leaked: tf.memory().numTensors - before, load: (await import('node:os')).loadavg().map(x => +x.toFixed(2)) }
-  console.log(json ? JSON.stringify(out) : `${name} on ${out.backend}: median ${out.median_ms} ms (min ${out.min_ms}, ${out.times_ms.join(' ')}), ${out.gflops} GFLOP/s of ${wl.gflop.toFixed(2)}, cpu ${out.cpu_ms.join(' ')} ms, loss ${loss}, leaked ${out.leaked}, load ${out.load.join(' ')}`)
+  const out = { workload: name, backend: info.tfBackend, times_ms: times.map(t => Math.round(t)), median_ms: Math.round(median), min_ms: Math.round(sorted[0]), cpu_ms: cpu.map(t => Math.round(t)), sys_ms: sys.map(t => Math.round(t)), minor_faults: faults, peak_rss_growth_mb: peakGrowthMb, loss, gflop: wl.gflop, gflops: +(wl.gflop / (median / 1000)).toFixed(1), leaked: tf.memory().numTensors - before, load: (await import('node:os')).loadavg().map(x => +x.toFixed(2)) }
+  console.log(json ? JSON.stringify(out) : `${name} on ${out.backend}: median ${out.median_ms} ms (min ${out.min_ms}, ${out.times_ms.join(' ')}), ${out.gflops} GFLOP/s of ${wl.gflop.toFixed(2)}, cpu ${out.cpu_ms.join(' ')} ms (sys ${out.sys_ms.join(' ')}, minor faults ${out.minor_faults.join(' ')}), peak RSS +${peakGrowthMb} MB, loss ${loss}, leaked ${out.leaked}, load ${out.load.join(' ')}`)
   if (profile) {
     const p = await tf.profile(() => { run() })
     const byKernel = new Map<string, { ms: number, n: number }>()

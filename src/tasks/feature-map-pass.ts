@@ -24,7 +24,8 @@ export type Side = 'anchor' | 'positive'
 
 interface MapState {
   shape: [number, number, number, number]
-  x: tf.Tensor
+  /** NCHW; released once the rows exist (kept for a map that is only a source with h·w > 1) */
+  x?: tf.Tensor
   /** (b·h·w, c) when the map serves as targets or is 1×1 */
   rows?: tf.Tensor2D
   trg: Array<{ dRaw: tf.Tensor2D, srcS: tf.Tensor2D }>
@@ -68,8 +69,15 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
       }
       return s
     }
+    // Memory (docs/performance-kernels.md): the NCHW copy of a map goes as soon as its rows
+    // exist, every map's tensors go after the forward loop, each direction's NCE intermediates
+    // at its end, and each gradient right after it is read back.
     const rowsOf = (s: MapState): tf.Tensor2D => {
-      s.rows ??= toRows(s.x)
+      if (!s.rows) {
+        s.rows = toRows(s.x as tf.Tensor)
+        if (s.rows.dataId !== (s.x as tf.Tensor).dataId) s.x?.dispose()
+        s.x = undefined
+      }
       return s.rows
     }
     // Targets first, so that a map used both ways is gathered from its rows.
@@ -88,68 +96,76 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
         const hw = h * w
         const L = m2.shape[2] * m2.shape[3]
         const scale = 1 / (Math.sqrt(c) * scoreScale(tclip))
-        let src: tf.Tensor2D
-        let idx: Int32Array = new Int32Array(0)
-        if (hw === 1) {
-          src = m1.rows as tf.Tensor2D
-        } else {
-          idx = sourceIndex(sampled.locations[k][dir], c, hw, m1.rows !== undefined)
-          src = (m1.rows
-            ? tf.gather(m1.rows, tf.tensor1d(idx, 'int32'))
-            : tf.reshape(tf.gather(tf.reshape(m1.x, [-1]), tf.tensor1d(idx, 'int32')), [b, c])) as tf.Tensor2D
-        }
-        // u = src·rowsᵀ / (sqrt(c)·τ); the scale goes on the small (b, c) operand.
-        const srcS = tf.mul(src, scale) as tf.Tensor2D
-        const rows = m2.rows as tf.Tensor2D
-        const { nce, regularizer, dU: dRaw } = amdimNce(matMul(srcS, rows, false, true), b, L, tclip, gradients ? weight : undefined)
-        dirLoss.push(nce)
-        dirReg.push(regularizer)
-        if (dRaw) {
-          m2.trg.push({ dRaw, srcS })
-          m1.src.push({ idx, dSrc: tf.mul(matMul(dRaw, rows), scale) as tf.Tensor2D })
+        const idx = hw === 1 ? new Int32Array(0) : sourceIndex(sampled.locations[k][dir], c, hw, m1.rows !== undefined)
+        const r = tf.tidy(() => {
+          const src = (hw === 1
+            ? m1.rows as tf.Tensor2D
+            : m1.rows
+              ? tf.gather(m1.rows, tf.tensor1d(idx, 'int32'))
+              : tf.reshape(tf.gather(tf.reshape(m1.x as tf.Tensor, [-1]), tf.tensor1d(idx, 'int32')), [b, c])) as tf.Tensor2D
+          // u = src·rowsᵀ / (sqrt(c)·τ); the scale goes on the small (b, c) operand.
+          const srcS = tf.mul(src, scale) as tf.Tensor2D
+          const rows = m2.rows as tf.Tensor2D
+          const { nce, regularizer, dU } = amdimNce(matMul(srcS, rows, false, true), b, L, tclip, gradients ? weight : undefined)
+          if (!dU) return { nce, regularizer }
+          return { nce, regularizer, dU, srcS, dSrc: tf.mul(matMul(dU, rows), scale) as tf.Tensor2D }
+        })
+        dirLoss.push(r.nce)
+        dirReg.push(r.regularizer)
+        if (r.dU && r.srcS && r.dSrc) {
+          m2.trg.push({ dRaw: r.dU, srcS: r.srcS })
+          m1.src.push({ idx, dSrc: r.dSrc })
         }
       })
       losses.push(tf.mul(tf.addN(dirLoss), weight) as tf.Scalar)
       regs.push(tf.mul(tf.addN(dirReg), weight) as tf.Scalar)
     })
+    for (const s of state.values()) { tf.dispose([s.x, s.rows].filter(t => t !== undefined)); s.x = s.rows = undefined }
     const regularizer = tf.addN(regs)
     result.terms = tf.concat([tf.stack(losses), tf.stack([regularizer, tf.add(tf.addN(losses), regularizer)])]).dataSync() as Float32Array
     if (!gradients) return
 
     result.grads = new Map()
     for (const [key, s] of state) {
-      const [b, c, h, w] = s.shape
-      const hw = h * w
-      let g: tf.Tensor
-      if (s.rows) {
-        let rowsGrad: tf.Tensor2D | undefined
-        if (s.trg.length > 0) {
-          const dRaws = s.trg.length === 1 ? s.trg[0].dRaw : tf.concat(s.trg.map(u => u.dRaw), 0)
-          const srcs = s.trg.length === 1 ? s.trg[0].srcS : tf.concat(s.trg.map(u => u.srcS), 0)
-          rowsGrad = matMul(dRaws, srcs, true, false)
-        }
-        if (hw === 1) {
-          const parts = [...(rowsGrad ? [rowsGrad] : []), ...s.src.map(u => u.dSrc)]
-          rowsGrad = (parts.length === 1 ? parts[0] : tf.addN(parts)) as tf.Tensor2D
-        } else if (rowsGrad) {
-          // Each use's b source rows are distinct (one location per sample): add them in place of
-          // a scatter into zeros plus a full-size add (one copy pass instead of three).
-          for (const u of s.src) {
-            const at = tf.tensor2d(u.idx, [b, 1], 'int32')
-            rowsGrad = overwriteRows(rowsGrad, at, tf.add(tf.gather(rowsGrad, tf.tensor1d(u.idx, 'int32')), u.dSrc) as tf.Tensor2D)
-          }
-        } else {
-          rowsGrad = tf.scatterND(tf.tensor2d(concatIdx(s.src.map(u => u.idx)), [s.src.length * b, 1], 'int32'), tf.concat(s.src.map(u => u.dSrc), 0), [b * hw, c]) as tf.Tensor2D
-        }
-        g = fromRows(rowsGrad, s.shape)
-      } else {
-        const idx = concatIdx(s.src.map(u => u.idx))
-        g = tf.scatterND(tf.tensor2d(idx, [idx.length, 1], 'int32'), tf.reshape(tf.concat(s.src.map(u => u.dSrc), 0), [-1]), [b * c * hw])
-      }
-      result.grads.set(key, { shape: [b, c, h, w], data: g.dataSync() as Float32Array })
+      // Nothing returned from the tidy: tfjs would walk a returned Float32Array element by element.
+      let data: Float32Array | undefined
+      tf.tidy(() => { data = gradientOf(s).dataSync() as Float32Array })
+      tf.dispose([...s.trg.flatMap(u => [u.dRaw, u.srcS]), ...s.src.map(u => u.dSrc)])
+      result.grads.set(key, { shape: [...s.shape], data: data as Float32Array })
     }
   })
   return result
+}
+
+/**
+ * d loss / d map, NCHW. A map that served as targets (or is 1×1) is in rows layout: the
+ * target products, then its source rows added in; a source-only map scatters into NCHW.
+ */
+function gradientOf (s: MapState): tf.Tensor {
+  const [b, c, h, w] = s.shape
+  const hw = h * w
+  if (s.trg.length === 0 && hw > 1) {
+    const idx = concatIdx(s.src.map(u => u.idx))
+    return tf.scatterND(tf.tensor2d(idx, [idx.length, 1], 'int32'), tf.reshape(tf.concat(s.src.map(u => u.dSrc), 0), [-1]), [b * c * hw])
+  }
+  let rowsGrad: tf.Tensor2D | undefined
+  if (s.trg.length > 0) {
+    const dRaws = s.trg.length === 1 ? s.trg[0].dRaw : tf.concat(s.trg.map(u => u.dRaw), 0)
+    const srcs = s.trg.length === 1 ? s.trg[0].srcS : tf.concat(s.trg.map(u => u.srcS), 0)
+    rowsGrad = matMul(dRaws, srcs, true, false)
+  }
+  if (hw === 1) {
+    const parts = [...(rowsGrad ? [rowsGrad] : []), ...s.src.map(u => u.dSrc)]
+    return fromRows((parts.length === 1 ? parts[0] : tf.addN(parts)) as tf.Tensor2D, s.shape)
+  }
+  // Each use's b source rows are distinct (one location per sample): add them in place of a
+  // scatter into zeros plus a full-size add (one copy pass instead of three).
+  let g = rowsGrad as tf.Tensor2D
+  for (const u of s.src) {
+    const rows = tf.tensor1d(u.idx, 'int32')
+    g = overwriteRows(g, tf.reshape(rows, [b, 1]) as tf.Tensor2D, tf.add(tf.gather(g, rows), u.dSrc) as tf.Tensor2D)
+  }
+  return fromRows(g, s.shape)
 }
 
 function concatIdx (parts: Int32Array[]): Int32Array {
