@@ -196,7 +196,7 @@ if (prec.length > 0) {
 if (latency.length > 0) {
   out.push('')
   out.push('small requests: nt-xent b 64, d 128, msgpack; closed loop with N in flight; ms per request')
-  out.push(table(['transport', 'in flight', 'requests', 'p50', 'p99', 'req/s'], latency.map(l => [l.transport, String(l.inFlight), String(l.requests), ms(l.p50), ms(l.p99), l.perSecond.toFixed(0)])))
+  out.push(table(['transport', 'in flight', 'requests', 'p50', 'p99', 'req/s', 'compute p50'], latency.map(l => [l.transport, String(l.inFlight), String(l.requests), ms(l.p50), ms(l.p99), l.perSecond.toFixed(0), ms(l.computeP50)])))
 }
 if (codec.length > 0) {
   out.push('')
