@@ -120,14 +120,16 @@ export async function runCrashLoop (opts: CrashLoopOptions): Promise<CrashLoopRe
   let acked = 0
   let finalStep = 0
 
-  /** The state after one more step from `from` (at step `fromStep`), on a fresh instance. */
-  const replayOne = async (url: string, from: Buffer, fromStep: number): Promise<Buffer> => {
+  /** The state at `toStep`, replayed from `from` (at step `fromStep`) on a fresh instance. */
+  const replay = async (url: string, from: Buffer, fromStep: number, toStep: number): Promise<Buffer> => {
     const fresh = await json(`${url}/v1/tasks`, { method: 'POST', body: JSON.stringify({ kind: 'cpc', config, optimizer: OPTIMIZER }) })
     const rid = fresh.body.id
     const put = await fetch(`${url}/v1/tasks/${rid}/state`, { method: 'PUT', headers: OCTET, body: new Uint8Array(from) })
     if (put.status !== 200) throw new Error(`replay import: ${put.status} ${await put.text()}`)
-    const s = await json(`${url}/v1/tasks/${rid}/loss`, { method: 'POST', body: JSON.stringify({ inputs: { z: zOf(fromStep, channels) }, options: { gradients: false } }) })
-    if (s.status !== 200) throw new Error(`replay step: ${s.status}`)
+    for (let k = fromStep; k < toStep; k++) {
+      const s = await json(`${url}/v1/tasks/${rid}/loss`, { method: 'POST', body: JSON.stringify({ inputs: { z: zOf(k, channels) }, options: { gradients: false } }) })
+      if (s.status !== 200) throw new Error(`replay step: ${s.status}`)
+    }
     const out = await stateOf(url, rid)
     const del = await fetch(`${url}/v1/tasks/${rid}`, { method: 'DELETE' })
     if (del.status !== 204) throw new Error(`replay delete: ${del.status}`)
@@ -196,14 +198,17 @@ export async function runCrashLoop (opts: CrashLoopOptions): Promise<CrashLoopRe
       if (restored !== acked && !inFlight) problem(round, `restored step ${restored}, acknowledged ${acked}`)
       if (tempLeft && restored !== acked) problem(round, `the killed write never committed (its temp file was left) yet step ${restored} was restored, acknowledged ${acked}`)
       const got = await stateOf(server.url, id)
-      if (restored === acked) {
-        if (!got.equals(recorded.get(acked)!)) problem(round, `the state at step ${acked} differs from the one received after it was acknowledged`)
-      } else if (inFlight) {
-        const expected = await replayOne(server.url, recorded.get(acked)!, acked)
-        if (!got.equals(expected)) problem(round, `the state at the in-flight step ${restored} differs from the replay`)
+      // the state received after the restored step, or replayed from the last one received
+      // (the in-flight step; or an acknowledged step whose export the kill cut off)
+      let replayedFrom: number | undefined
+      if (restored === acked || inFlight) {
+        const base = Math.max(...[...recorded.keys()].filter(k => k <= restored))
+        if (base !== restored) replayedFrom = base
+        const expected = base === restored ? recorded.get(base)! : await replay(server.url, recorded.get(base)!, base, restored)
+        if (!got.equals(expected)) problem(round, `the state at step ${restored} differs from the one ${base === restored ? 'received after it was acknowledged' : `replayed from step ${base}`}`)
       }
       rounds.push({ round, how, stepsAcked: acked - ackedAtStart, ackedStep: acked, tempLeft, restoredStep: restored, inFlightRestored: inFlight, tempRemovedAtStart })
-      log(`round ${round} ${how}: ${acked - ackedAtStart} step(s) acked (step ${acked}), killed ${tempLeft ? 'with the temp file on disk (mid-write)' : 'with no temp file left'}, restored step ${restored}${inFlight ? ' (the in-flight one)' : ''}`)
+      log(`round ${round} ${how}: ${acked - ackedAtStart} step(s) acked (step ${acked}), killed ${tempLeft ? 'with the temp file on disk (mid-write)' : 'with no temp file left'}, restored step ${restored}${inFlight ? ' (the in-flight one)' : ''}${replayedFrom !== undefined ? `, checked against a replay from step ${replayedFrom}` : ''}`)
       // the restored state is the truth from here on
       acked = restored
       recorded = new Map([[acked, got]])
@@ -215,6 +220,8 @@ export async function runCrashLoop (opts: CrashLoopOptions): Promise<CrashLoopRe
     server.child.kill('SIGTERM')
     const code = await server.exited
     if (code !== 0) problem(opts.rounds, `the last server exited ${code} on SIGTERM`)
+  } catch (err) {
+    problem(rounds.length + 1, `the loop stopped: ${(err as Error).stack ?? String(err)}`)
   } finally {
     children.cleanup()
     if (own) fs.rmSync(dataDir, { recursive: true, force: true })
