@@ -28,7 +28,7 @@ interface MapState {
   x?: tf.Tensor
   /** (b·h·w, c) when the map serves as targets or is 1×1 */
   rows?: tf.Tensor2D
-  trg: Array<{ dRaw: tf.Tensor2D, srcS: tf.Tensor2D }>
+  trg: Array<{ dU: tf.Tensor2D, srcS: tf.Tensor2D }>
   /** flat indices into rows (rows layout) or into the NCHW data, with the gradient of the gathered values */
   src: Array<{ idx: Int32Array, dSrc: tf.Tensor2D }>
 }
@@ -113,7 +113,7 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
         dirLoss.push(r.nce)
         dirReg.push(r.regularizer)
         if (r.dU && r.srcS && r.dSrc) {
-          m2.trg.push({ dRaw: r.dU, srcS: r.srcS })
+          m2.trg.push({ dU: r.dU, srcS: r.srcS })
           m1.src.push({ idx, dSrc: r.dSrc })
         }
       })
@@ -130,7 +130,7 @@ export function featureMapPass (maps: Record<Side, HostTensor[]>, sampled: Sampl
       // Nothing returned from the tidy: tfjs would walk a returned Float32Array element by element.
       let data: Float32Array | undefined
       tf.tidy(() => { data = gradientOf(s).dataSync() as Float32Array })
-      tf.dispose([...s.trg.flatMap(u => [u.dRaw, u.srcS]), ...s.src.map(u => u.dSrc)])
+      tf.dispose([...s.trg.flatMap(u => [u.dU, u.srcS]), ...s.src.map(u => u.dSrc)])
       result.grads.set(key, { shape: [...s.shape], data: data as Float32Array })
     }
   })
@@ -150,9 +150,9 @@ function gradientOf (s: MapState): tf.Tensor {
   }
   let rowsGrad: tf.Tensor2D | undefined
   if (s.trg.length > 0) {
-    const dRaws = s.trg.length === 1 ? s.trg[0].dRaw : tf.concat(s.trg.map(u => u.dRaw), 0)
+    const dUs = s.trg.length === 1 ? s.trg[0].dU : tf.concat(s.trg.map(u => u.dU), 0)
     const srcs = s.trg.length === 1 ? s.trg[0].srcS : tf.concat(s.trg.map(u => u.srcS), 0)
-    rowsGrad = matMul(dRaws, srcs, true, false)
+    rowsGrad = matMul(dUs, srcs, true, false)
   }
   if (hw === 1) {
     const parts = [...(rowsGrad ? [rowsGrad] : []), ...s.src.map(u => u.dSrc)]
