@@ -4,9 +4,8 @@
 // parameter check cannot run here: the options, the inputs' structure and their finiteness
 // are checked here, and z against the config in the worker (src/store/held.ts, with the
 // same checkCpc) before anything is computed.
-import { commonOptions } from '../../schemas/options.ts'
 import { LossServerError } from '../errors.ts'
-import { eachTensor, prepare, zodToError, type PreparedOptions, type PreparedRequest } from '../compute/evaluate.ts'
+import { eachTensor, optionsSchemaOf, prepare, zodToError, type PreparedOptions, type PreparedRequest } from '../compute/evaluate.ts'
 import { firstNonFinite } from '../compute/finite.ts'
 import { getKind } from '../tasks/registry.ts'
 import type { Inputs } from '../tasks/types.ts'
@@ -24,7 +23,7 @@ export function prepareTaskRequest (meta: InstanceMeta, inputs: Inputs, options:
   if (!kind.hasParams) {
     request = prepare(meta.kind, { config: meta.config, inputs, ...(options !== undefined ? { options } : {}) })
   } else {
-    const parsed = commonOptions.extend(kind.optionsSchema.shape).strict().safeParse(options ?? {})
+    const parsed = optionsSchemaOf(kind).safeParse(options ?? {})
     if (!parsed.success) throw zodToError(parsed.error, ['options'], 'invalid_body')
     for (const [name, form] of Object.entries(kind.inputs)) {
       const v = inputs[name]
