@@ -39,7 +39,7 @@ export function shapeMap (shapes: ParamShape[]): Record<string, number[]> {
  * the parameters of zero blocks plus num_blocks times those of one block
  * (src/tasks/cpc-params.ts). A config asking for 2^20 or 2^31 blocks is refused by the size
  * limit in a moment this way; listing its parameters first took 46 s and 2.6 GB of heap for
- * 2^20 blocks and ran the server out of memory for 2^31 (found by the task-route fuzz).
+ * 2^20 blocks, and a larger count ran the server out of memory (found by the task-route fuzz).
  */
 export function paramScalars (kind: KindName, config: Record<string, unknown>): number {
   if (kind !== 'cpc') return 0
