@@ -160,7 +160,7 @@ try {
 } finally {
   await server?.stop()
 }
-if (!a['no-codec']) { progress('codec: 150 MB float32 and float16'); codec = codecRates() }
+if (!a['no-codec']) { progress('codec: 150 MB float32, float16, bfloat16'); codec = codecRates() }
 const endLoad = load()
 
 // ---- output -------------------------------------------------------------------------------
@@ -200,8 +200,12 @@ if (latency.length > 0) {
 }
 if (codec.length > 0) {
   out.push('')
-  out.push('tensor codec alone (this process; best of 5): encode = HostTensor -> msgpack body, decode = body -> Float32Array')
-  out.push(table(['dtype', 'MB on wire', 'encode GB/s', 'decode GB/s', 'encode ms', 'decode ms'], codec.map(c => [c.dtype, mb(c.wireBytes), gbs(c.encodeGBs, c.encodeMs), gbs(c.decodeGBs, c.decodeMs), ms(c.encodeMs), ms(c.decodeMs)])))
+  out.push('tensor codec alone (this process; best of 5): encode = HostTensor -> one msgpack body, decode = body -> Float32Array')
+  out.push('GB/s of wire bytes (the encoded tensor) and of float32 bytes (the host side: 2x for float16/bfloat16); convert = the 16-bit conversion alone, into memory already touched')
+  out.push(table(['dtype', 'MB on wire', 'encode GB/s', 'decode GB/s', 'f32 enc GB/s', 'f32 dec GB/s', 'encode ms', 'decode ms', 'convert ms enc/dec'], codec.map(c => [
+    c.dtype, mb(c.wireBytes), gbs(c.encodeGBs, c.encodeMs), gbs(c.decodeGBs, c.decodeMs), gbs(c.encodeF32GBs, c.encodeMs), gbs(c.decodeF32GBs, c.decodeMs), ms(c.encodeMs), ms(c.decodeMs),
+    c.convertEncodeMs === undefined ? '-' : `${ms(c.convertEncodeMs)} / ${ms(c.convertDecodeMs ?? NaN)}`
+  ])))
 }
 console.log(out.join('\n'))
 if (a.json) {
