@@ -16,6 +16,7 @@ import { WORKLOADS, tensorBytes, type Workload } from './workloads.ts'
 import { startServer, peakTracker, rssBytes, type ServerProcess } from './server-process.ts'
 import { runPeer, type PeerOutcome } from './peer-run.ts'
 import { codecRates, type CodecRate } from './codec-rate.ts'
+import { measureFloors, type Floors } from './floors.ts'
 import { latencyRows, type LatencyRow } from './latency.ts'
 import { summary, type Summary } from './stats.ts'
 import { table, ms, range, ratio, mb } from './table.ts'
@@ -29,6 +30,7 @@ const HELP = `usage: npm run bench -- [options]
   --threads T         torch threads of the peer (default 2)
   --json FILE         also write every number to FILE
   --no-peer           skip PyTorch    --no-codec   skip the codec    --no-latency  skip latency
+  --no-floors         skip the machine floors (fresh-memory writes, bare node:http loopback)
   --latency-requests N  requests per latency level (default 200)
   --url URL           bench a server that is already running (no RSS, no spawn)`
 
@@ -36,7 +38,7 @@ const { values: a } = parseArgs({
   options: {
     workloads: { type: 'string' }, backend: { type: 'string', default: 'tensorflow' }, workers: { type: 'string', default: '1' },
     repeats: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' }, threads: { type: 'string', default: '2' },
-    json: { type: 'string' }, 'no-peer': { type: 'boolean' }, 'no-codec': { type: 'boolean' }, 'no-latency': { type: 'boolean' },
+    json: { type: 'string' }, 'no-peer': { type: 'boolean' }, 'no-codec': { type: 'boolean' }, 'no-latency': { type: 'boolean' }, 'no-floors': { type: 'boolean' },
     'latency-requests': { type: 'string', default: '200' }, url: { type: 'string' }, help: { type: 'boolean' }
   }
 })
@@ -137,6 +139,7 @@ const refs = new Map<string, LossResult>()
 const peers = new Map<string, PeerOutcome>()
 let latency: LatencyRow[] = []
 let codec: CodecRate[] = []
+let floors: Floors | undefined
 let torchNote = ''
 try {
   const idleRss = server ? rssBytes(server.pid) : undefined
@@ -159,6 +162,12 @@ try {
   if (!a['no-latency']) latency = await latencyRows(where.url, [1, 8, 64], n => Math.max(Number(a['latency-requests']), 4 * n), progress)
 } finally {
   await server?.stop()
+}
+if (!a['no-floors']) {
+  // the largest request of the run (amdim's 154 MB when it ran), up and down
+  const bytes = Math.max(0, ...rows.map(r => r.bytesUp)) || 154e6
+  progress(`floors: fresh memory and bare loopback HTTP, ${mb(bytes)} MB`)
+  floors = await measureFloors(bytes)
 }
 if (!a['no-codec']) { progress('codec: 150 MB float32, float16, bfloat16'); codec = codecRates() }
 const endLoad = load()
@@ -207,8 +216,17 @@ if (codec.length > 0) {
     c.convertEncodeMs === undefined ? '-' : `${ms(c.convertEncodeMs)} / ${ms(c.convertDecodeMs ?? NaN)}`
   ])))
 }
+if (floors) {
+  out.push('')
+  out.push(`machine floors (this process, best of 3), ${mb(floors.bytes)} MB: what e2e and the codec are bounded by before any of our code runs`)
+  out.push(table(['write fresh memory once', 'write it again', 'bare node:http loopback, up + down'], [[
+    `${ms(floors.freshTouchMs)} ms (${(floors.bytes / floors.freshTouchMs / 1e6).toFixed(2)} GB/s)`,
+    `${ms(floors.warmTouchMs)} ms (${(floors.bytes / floors.warmTouchMs / 1e6).toFixed(2)} GB/s)`,
+    `${ms(floors.httpRoundTripMs)} ms`
+  ]]))
+}
 console.log(out.join('\n'))
 if (a.json) {
-  fs.writeFileSync(a.json, JSON.stringify({ machine, loadStart: startLoad, loadEnd: endLoad, args: a, torchNote, rows, latency, codec }, null, 2))
+  fs.writeFileSync(a.json, JSON.stringify({ machine, loadStart: startLoad, loadEnd: endLoad, args: a, torchNote, rows, latency, codec, floors }, null, 2))
   progress(`wrote ${a.json}`)
 }
