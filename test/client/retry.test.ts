@@ -100,6 +100,20 @@ t.test('connection refused: status 0, connection_failed', async t => {
   await t.rejects(new LossClient({ url: dead, retry: false }).ntXent({ inputs }), { name: 'LossClientError', status: 0, code: 'connection_failed' })
 })
 
+t.test('timeoutMs: a server that never answers is connection_failed naming the time, and the socket is released', async t => {
+  const sockets = new Set<import('node:net').Socket>()
+  const silent = http.createServer(req => { req.resume() }) // reads the body, never answers
+  silent.on('connection', s => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise(resolve => { silent.closeAllConnections(); silent.close(resolve) }))
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
+  const t0 = Date.now()
+  await t.rejects(new LossClient({ url, retry: false, timeoutMs: 200 }).ntXent({ inputs }), { name: 'LossClientError', status: 0, code: 'connection_failed', message: /no answer within 200 ms/ })
+  t.ok(Date.now() - t0 >= 190, 'waited for the timeout')
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(sockets.size, 0, 'the timed-out request closed its socket')
+})
+
 t.test('bad client arguments are refused before anything is sent', async t => {
   const s = await stub(t, [])
   t.throws(() => new LossClient({ url: 'localhost:8080' }), { code: 'invalid_config' })
