@@ -225,6 +225,19 @@ t.test('schema: torch defaults and invalid values', async t => {
   }
 })
 
+t.test('a deeply nested or huge invalid value is named in at most 80 characters, never a stack overflow', async t => {
+  let deep: unknown = 1
+  for (let i = 0; i < 5000; i++) deep = [deep]
+  const huge = 'x'.repeat(1_000_000)
+  for (const [input, path] of [[{ name: 'adam', lr: deep }, ['optimizer', 'lr']], [{ name: 'adam', lr: huge }, ['optimizer', 'lr']]] as const) {
+    const e = t.throws(() => createOptimizer(input as unknown as OptimizerSpecInput, SHAPES)) as unknown
+    t.ok(e instanceof LossServerError, 'a LossServerError, not a RangeError')
+    t.equal((e as LossServerError).code, 'invalid_config')
+    t.same((e as LossServerError).path, path)
+    t.ok((e as LossServerError).message.length < 200, `short message: ${(e as LossServerError).message.length} chars`)
+  }
+})
+
 t.test('sgd momentum buffer starts as the first gradient (torch), and state appears after step 1', async t => {
   const opt = createOptimizer({ name: 'sgd', lr: 0.1, momentum: 0.9, dampening: 0.5 }, { w: [2] })
   t.same(Object.keys(opt.state()), ['step'])

@@ -47,8 +47,23 @@ function specError (err: z.ZodError, input: unknown, prefix: RequestPath): LossS
   let value: unknown = input
   for (const p of rel) value = value !== null && typeof value === 'object' ? (value as any)[p] : undefined
   const path = [...prefix, ...rel]
-  const got = value === undefined ? '' : `, got ${JSON.stringify(value) ?? String(value)}`
+  const got = value === undefined ? '' : `, got ${preview(value)}`
   return new LossServerError('invalid_config', `${formatPath(path)}: ${issue.message}${got}`, path)
+}
+
+/**
+ * The offending value for the message, at most 80 characters: a client's value can be
+ * nested thousands deep (JSON.stringify would overflow the stack: a 500 found by the
+ * task-route fuzz) or megabytes long.
+ */
+function preview (value: unknown): string {
+  let text: string
+  try {
+    text = JSON.stringify(value) ?? String(value)
+  } catch {
+    text = Array.isArray(value) ? 'an array' : `a ${typeof value}`
+  }
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text
 }
 
 function internal (message: string): LossServerError {
