@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
-import { BACKENDS } from './compute/backend.ts'
+import { BACKENDS } from './compute/backends-installed.ts'
 
 const MiB = 1024 * 1024
 

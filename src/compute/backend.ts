@@ -1,32 +1,12 @@
 // Backend selection: the only file that loads a tfjs backend.
 // `auto` = tensorflow-gpu if it loads and sees a GPU, else tensorflow if it loads, else wasm.
-import fs from 'node:fs'
-import path from 'node:path'
 import { createRequire } from 'node:module'
 import * as tf from '@tensorflow/tfjs'
+import { addonBuilt, BackendUnavailableError, type BackendChoice, type ConcreteBackend } from './backends-installed.ts'
 
-export const BACKENDS = ['auto', 'tensorflow', 'tensorflow-gpu', 'wasm', 'cpu'] as const
-export type BackendChoice = typeof BACKENDS[number]
-export type ConcreteBackend = Exclude<BackendChoice, 'auto'>
-
-export class BackendUnavailableError extends Error {
-  constructor (readonly backend: BackendChoice, why: string) {
-    super(`backend '${backend}' is not available: ${why}`)
-    this.name = 'BackendUnavailableError'
-  }
-}
+export { BACKENDS, BackendUnavailableError, installedBackends, type BackendChoice, type ConcreteBackend } from './backends-installed.ts'
 
 const require = createRequire(import.meta.url)
-
-/** Whether the native addon of a tfjs-node package has been built (it may still fail to load). */
-function addonBuilt (pkg: string): boolean {
-  try {
-    const dir = path.dirname(require.resolve(`${pkg}/package.json`))
-    return fs.existsSync(path.join(dir, 'lib', 'napi-v8', 'tfjs_binding.node'))
-  } catch {
-    return false
-  }
-}
 
 const SETUP_HINT: Record<string, string> = {
   '@tensorflow/tfjs-node': 'run `npm run setup:tensorflow` (builds the addon from the tensorflow-cpu wheel) or install with internet access',
@@ -106,15 +86,6 @@ export async function initBackend (choice: BackendChoice): Promise<BackendInfo> 
     }
   }
   throw new BackendUnavailableError('auto', tried.join('; '))
-}
-
-/** Backends that can be activated in this installation, without activating them. */
-export function installedBackends (): ConcreteBackend[] {
-  const out: ConcreteBackend[] = []
-  if (addonBuilt('@tensorflow/tfjs-node')) out.push('tensorflow')
-  if (addonBuilt('@tensorflow/tfjs-node-gpu')) out.push('tensorflow-gpu')
-  out.push('wasm', 'cpu')
-  return out
 }
 
 export function currentBackend (): BackendInfo | undefined {

@@ -1,12 +1,12 @@
-// The core's entry points: `prepare` validates a decoded request on the main thread (no
-// tfjs, cheap, so a bad request never takes a worker slot); `evaluate` computes it in a
-// worker on the active backend. Both raise LossServerError for anything the client did.
+// The core's entry point on the main thread: `prepare` validates a decoded request (no
+// tfjs, cheap, so a bad request never takes a worker slot); a worker computes it with
+// compute-request.ts `evaluate` on the active backend. Both raise LossServerError for anything the client did.
 import { z } from 'zod'
 import { commonOptions } from '../../schemas/options.ts'
 import { LossServerError, type RequestPath } from '../errors.ts'
 import type { HostTensor } from '../tensor.ts'
 import { getKind, kindNames } from '../tasks/registry.ts'
-import type { CommonOptions, EvalResult, Inputs, KindName, Params, TaskKind } from '../tasks/types.ts'
+import type { CommonOptions, Inputs, KindName, KindSpec, Params } from '../tasks/types.ts'
 import { firstNonFinite } from './finite.ts'
 
 /** A request after the wire codec decoded its tensors to float32 host memory. */
@@ -41,7 +41,7 @@ export function zodToError (err: z.ZodError, prefix: RequestPath, code: 'invalid
 const optionsSchemas = new Map<KindName, z.ZodType>()
 
 /** commonOptions merged with the kind's own options, strict (unknown keys are refused). */
-export function optionsSchemaOf (kind: TaskKind): z.ZodType {
+export function optionsSchemaOf (kind: KindSpec): z.ZodType {
   let schema = optionsSchemas.get(kind.name)
   if (!schema) {
     schema = commonOptions.extend(kind.optionsSchema.shape).strict()
@@ -78,12 +78,6 @@ export function prepare (kindName: string, body: DecodedBody): PreparedRequest {
 
   kind.check(config.data, inputs, body.params, options.data as PreparedOptions)
   return { kind: kind.name, config: config.data, inputs, ...(body.params ? { params: body.params } : {}), options: options.data as PreparedOptions }
-}
-
-export function evaluate (req: PreparedRequest): EvalResult {
-  const kind = getKind(req.kind)
-  if (!kind) throw new LossServerError('unknown_kind', `unknown kind '${req.kind}'`, ['kind'])
-  return kind.evaluate(req.config, req.inputs, req.params, req.options)
 }
 
 export function eachTensor (tree: Record<string, HostTensor | HostTensor[]>, prefix: RequestPath, fn: (t: HostTensor, path: RequestPath) => void): void {

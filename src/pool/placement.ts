@@ -1,7 +1,7 @@
 // Where workers run: how many, on which transport, with which environment. Decided on the
 // main thread without loading any backend (loading tfjs-node here would cost memory and
 // could bind a GPU to the wrong process).
-import { installedBackends, type BackendChoice } from '../compute/backend.ts'
+import { installedBackends, type BackendChoice } from '../compute/backends-installed.ts'
 import type { Transport } from './worker-handle.ts'
 
 export interface Placement {

@@ -12,7 +12,7 @@ import type { CpcConfig } from '../../schemas/kinds/cpc.ts'
 import { evaluateCpc } from '../tasks/cpc.ts'
 import { initParams } from '../tasks/cpc-params.ts'
 import { createOptimizer, type Optimizer } from '../tasks/optimizers/index.ts'
-import { getKind } from '../tasks/registry.ts'
+import { getTaskKind } from '../tasks/compute-registry.ts'
 import type { EvalResult, Inputs, Params } from '../tasks/types.ts'
 import type { HostTensor } from '../tensor.ts'
 import { firstNonFinite } from '../compute/finite.ts'
@@ -144,7 +144,7 @@ export class InstanceHost {
 
   private loss (h: Held, inputs: Inputs, options: Record<string, any>, update: boolean): TaskReply {
     const { meta } = h
-    const kind = getKind(meta.kind)!
+    const kind = getTaskKind(meta.kind)!
     let result: EvalResult
     if (meta.kind === 'cpc') {
       const view: Params = {}

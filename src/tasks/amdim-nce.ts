@@ -4,39 +4,16 @@
 // loss = nce + regularizer; see nce-core.ts for the stable form.
 import * as tf from '@tensorflow/tfjs'
 import { matMul } from './mat-mul.ts'
-import { LossServerError } from '../errors.ts'
 import type { HostTensor } from '../tensor.ts'
-import { amdimNceConfig, amdimNceOptions, type AmdimNceConfig, type AmdimNceOptions } from '../../schemas/kinds/amdim-nce.ts'
-import { checkBatch, checkTensor, formatShape, noParams, tensorInput } from './input-checks.ts'
+import type { AmdimNceConfig } from '../../schemas/kinds/amdim-nce.ts'
 import { amdimNce as amdimNceScores, scoreScale } from './nce-core.ts'
 import { checkFiniteLoss } from './run-with-grads.ts'
-import type { CommonOptions, EvalResult, TaskKind } from './types.ts'
+import type { EvalResult, TaskKind } from './types.ts'
+import { amdimNceSpec, type AmdimNceKindOptions } from './amdim-nce-spec.ts'
 
-type Options = CommonOptions & AmdimNceOptions
 
-export const amdimNce: TaskKind<AmdimNceConfig, Options> = {
-  name: 'amdim-nce',
-  configSchema: amdimNceConfig,
-  optionsSchema: amdimNceOptions,
-  inputs: { anchor: 'tensor', positive: 'tensor' },
-  hasParams: false,
-
-  check (_config, inputs, params) {
-    noParams('amdim-nce', params)
-    const a = tensorInput('amdim-nce', inputs, 'anchor')
-    const p = tensorInput('amdim-nce', inputs, 'positive')
-    checkTensor(a, ['inputs', 'anchor'], 2, '(b, d)')
-    checkTensor(p, ['inputs', 'positive'], 2, '(d, b·L)')
-    const [b, d] = a.shape
-    const [dp, n] = p.shape
-    if (dp !== d) {
-      throw new LossServerError('shape_mismatch', `inputs.positive has shape ${formatShape(p.shape)}: its first dimension ${dp} must equal d = ${d} of inputs.anchor ${formatShape(a.shape)} (positive is (d, b·L))`, ['inputs', 'positive', 'shape'])
-    }
-    checkBatch(b, ['inputs', 'anchor'])
-    if (n % b !== 0) {
-      throw new LossServerError('shape_mismatch', `inputs.positive has shape ${formatShape(p.shape)}: its second dimension ${n} must be b·L, a multiple of b = ${b} from inputs.anchor ${formatShape(a.shape)}`, ['inputs', 'positive', 'shape'])
-    }
-  },
+export const amdimNce: TaskKind<AmdimNceConfig, AmdimNceKindOptions> = {
+  ...amdimNceSpec,
 
   evaluate (config, inputs, _params, options): EvalResult {
     const a = inputs.anchor as HostTensor

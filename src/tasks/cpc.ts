@@ -13,13 +13,14 @@
 // its loss is sum_i i·CE_i ('bolts'); we compute each CE_i once.
 import * as tf from '@tensorflow/tfjs'
 import { matMul } from './mat-mul.ts'
-import { cpcConfig, cpcOptions, type CpcConfig } from '../../schemas/kinds/cpc.ts'
+import type { CpcConfig } from '../../schemas/kinds/cpc.ts'
 import { LossServerError } from '../errors.ts'
-import { sizeOf, type HostTensor } from '../tensor.ts'
-import { checkCpcParams, cpcParamSpecs } from './cpc-params.ts'
+import type { HostTensor } from '../tensor.ts'
+import { cpcParamSpecs } from './cpc-params.ts'
+import { cpcSpec } from './cpc-spec.ts'
 import { toRows } from './layout.ts'
 import { pixelCnn, pixelCnnBlocks, toMatConv } from './pixel-cnn.ts'
-import type { CommonOptions, EvalResult, Inputs, Params, TaskKind } from './types.ts'
+import type { CommonOptions, EvalResult, TaskKind } from './types.ts'
 
 /** Parameters already on the active backend, by state_dict() key, PyTorch layout. */
 export type ParamTensors = Record<string, tf.Tensor>
@@ -147,29 +148,10 @@ export function evaluateCpc (config: CpcConfig, z: HostTensor, params: ParamTens
   }
 }
 
-const fmt = (shape: readonly number[]): string => `[${shape.join(', ')}]`
-
-/** Checks z against the config (pure JavaScript, no tfjs); then the parameters. */
-export function checkCpc (config: CpcConfig, inputs: Inputs, params: Params | undefined): void {
-  const z = inputs.z
-  if (z === undefined || Array.isArray(z)) throw new LossServerError('invalid_body', 'cpc needs inputs.z: one tensor (b, c, h, w)', ['inputs', 'z'])
-  const path = ['inputs', 'z', 'shape']
-  if (z.shape.length !== 4) throw new LossServerError('invalid_tensor', `cpc: inputs.z must have rank 4 (b, c, h, w), got shape ${fmt(z.shape)}`, path)
-  if (z.data.length !== sizeOf(z.shape)) throw new LossServerError('invalid_tensor', `cpc: inputs.z of shape ${fmt(z.shape)} needs ${sizeOf(z.shape)} elements, got ${z.data.length}`, ['inputs', 'z', 'data'])
-  const [b, c, h, w] = z.shape
-  if (b < 1) throw new LossServerError('shape_mismatch', `cpc needs a batch of at least 1, got inputs.z shape ${fmt(z.shape)}`, path)
-  if (c !== config.num_input_channels) throw new LossServerError('shape_mismatch', `cpc: inputs.z has ${c} channels (shape ${fmt(z.shape)}) but config.num_input_channels is ${config.num_input_channels}`, path)
-  if (h < 3 || w < 3) throw new LossServerError('shape_mismatch', `cpc needs h >= 3 and w >= 3 (the PixelCNN's 1x3 convolution and at least one prediction step i <= h-2), got h=${h}, w=${w} in inputs.z shape ${fmt(z.shape)}`, path)
-  checkCpcParams(config, params)
-}
+export { checkCpc } from './cpc-spec.ts'
 
 export const cpc: TaskKind<CpcConfig, CommonOptions> = {
-  name: 'cpc',
-  configSchema: cpcConfig,
-  optionsSchema: cpcOptions,
-  inputs: { z: 'tensor' },
-  hasParams: true,
-  check: (config, inputs, params) => checkCpc(config, inputs, params),
+  ...cpcSpec,
   evaluate (config, inputs, params, options) {
     if (params === undefined) throw new LossServerError('invalid_body', "cpc needs 'params' (run check first)", ['params'])
     const tensors: ParamTensors = {}

@@ -11,26 +11,15 @@
 // The tensor work (layouts, kernels, written-out gradient) is in feature-map-pass.ts.
 import { randomSeed } from './prng.ts'
 import type { HostTensor } from '../tensor.ts'
-import { featureMapContrastiveConfig, featureMapContrastiveOptions, type FeatureMapContrastiveConfig, type FeatureMapContrastiveOptions } from '../../schemas/kinds/feature-map-contrastive.ts'
-import { checkRequest, plan, type MapShapes } from './feature-map-plan.ts'
-import { noParams } from './input-checks.ts'
+import type { FeatureMapContrastiveConfig } from '../../schemas/kinds/feature-map-contrastive.ts'
+import { plan, type MapShapes } from './feature-map-plan.ts'
 import { featureMapPass, type Side } from './feature-map-pass.ts'
 import { checkFiniteLoss } from './run-with-grads.ts'
-import type { CommonOptions, EvalResult, TaskKind } from './types.ts'
+import type { EvalResult, TaskKind } from './types.ts'
+import { featureMapContrastiveSpec, type FeatureMapContrastiveKindOptions } from './feature-map-contrastive-spec.ts'
 
-type Options = CommonOptions & FeatureMapContrastiveOptions
-
-export const featureMapContrastive: TaskKind<FeatureMapContrastiveConfig, Options> = {
-  name: 'feature-map-contrastive',
-  configSchema: featureMapContrastiveConfig,
-  optionsSchema: featureMapContrastiveOptions,
-  inputs: { anchor: 'list', positive: 'list' },
-  hasParams: false,
-
-  check (config, inputs, params, options) {
-    noParams('feature-map-contrastive', params)
-    checkRequest(config, inputs, options)
-  },
+export const featureMapContrastive: TaskKind<FeatureMapContrastiveConfig, FeatureMapContrastiveKindOptions> = {
+  ...featureMapContrastiveSpec,
 
   evaluate (config, inputs, _params, options): EvalResult {
     const maps: Record<Side, HostTensor[]> = { anchor: inputs.anchor as HostTensor[], positive: inputs.positive as HostTensor[] }

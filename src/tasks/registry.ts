@@ -1,18 +1,21 @@
-// Every kind the server computes, by its wire name (../shared/spec/API.md `kind`).
-import type { KindName, TaskKind } from './types.ts'
-import { cpc } from './cpc.ts'
-import { featureMapContrastive } from './feature-map-contrastive.ts'
-import { amdimNce } from './amdim-nce.ts'
-import { ntXent } from './nt-xent.ts'
+// Every kind the server computes, by its wire name (../shared/spec/API.md `kind`): what the
+// main thread needs of each (schemas, inputs, checks) and nothing that loads tfjs, which
+// only the workers load (src/tasks/compute-registry.ts adds each kind's evaluate): tfjs's
+// ~43 MB of heap on the main thread made every one of its garbage collections ~3x slower.
+import type { KindName, KindSpec } from './types.ts'
+import { cpcSpec } from './cpc-spec.ts'
+import { featureMapContrastiveSpec } from './feature-map-contrastive-spec.ts'
+import { amdimNceSpec } from './amdim-nce-spec.ts'
+import { ntXentSpec } from './nt-xent-spec.ts'
 
-const KINDS: Record<KindName, TaskKind> = {
-  'feature-map-contrastive': featureMapContrastive,
-  cpc,
-  'amdim-nce': amdimNce,
-  'nt-xent': ntXent
+const KINDS: Record<KindName, KindSpec> = {
+  'feature-map-contrastive': featureMapContrastiveSpec,
+  cpc: cpcSpec,
+  'amdim-nce': amdimNceSpec,
+  'nt-xent': ntXentSpec
 }
 
-export function getKind (name: string): TaskKind | undefined {
+export function getKind (name: string): KindSpec | undefined {
   return Object.prototype.hasOwnProperty.call(KINDS, name) ? KINDS[name as KindName] : undefined
 }
 

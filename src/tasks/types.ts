@@ -43,6 +43,12 @@ export interface EvalResult {
   sampled?: Sampled
 }
 
+/**
+ * What the main thread needs of a kind: its schemas, inputs and checks, without tfjs
+ * (src/tasks/registry.ts). The worker adds `evaluate` (src/tasks/compute-registry.ts).
+ */
+export type KindSpec<Config = any, Options extends CommonOptions = any> = Omit<TaskKind<Config, Options>, 'evaluate'>
+
 export interface TaskKind<Config = any, Options extends CommonOptions = any> {
   readonly name: KindName
   /** zod schema of `config`, Bolts defaults applied (schemas/kinds/<kind>.ts) */
