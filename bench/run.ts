@@ -17,13 +17,15 @@ import { startServer, peakTracker, rssBytes, type ServerProcess } from './server
 import { runPeer, type PeerOutcome } from './peer-run.ts'
 import { codecRates, type CodecRate } from './codec-rate.ts'
 import { measureFloors, type Floors } from './floors.ts'
+import { installedBackends } from '../src/compute/backends-installed.ts'
 import { latencyRows, type LatencyRow } from './latency.ts'
 import { summary, type Summary } from './stats.ts'
 import { table, ms, range, ratio, mb } from './table.ts'
 
 const HELP = `usage: npm run bench -- [options]
   --workloads a,b     ${Object.keys(WORKLOADS).join(',')} (default: all)
-  --backend B         tensorflow | wasm | cpu (default tensorflow)
+  --backend B         tensorflow | wasm | cpu (default: tensorflow when its addon is built
+                      (npm run setup:tensorflow), else wasm, with a note)
   --workers N         server workers (default 1: the peer's 2 threads on 2 cores; see bench/run.ts)
   --repeats N         timed runs per transport (default 5)
   --warmup K          untimed runs first (default 1)
@@ -36,7 +38,7 @@ const HELP = `usage: npm run bench -- [options]
 
 const { values: a } = parseArgs({
   options: {
-    workloads: { type: 'string' }, backend: { type: 'string', default: 'tensorflow' }, workers: { type: 'string', default: '1' },
+    workloads: { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string', default: '1' },
     repeats: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' }, threads: { type: 'string', default: '2' },
     json: { type: 'string' }, 'no-peer': { type: 'boolean' }, 'no-codec': { type: 'boolean' }, 'no-latency': { type: 'boolean' }, 'no-floors': { type: 'boolean' },
     'latency-requests': { type: 'string', default: '200' }, url: { type: 'string' }, help: { type: 'boolean' }
@@ -132,7 +134,11 @@ const startLoad = load()
 
 let server: ServerProcess | undefined
 const target = a.url ? { url: a.url.replace(/\/+$/, '') } : undefined
-if (!target) server = await startServer({ backend: a.backend!, workers: Number(a.workers), log: progress })
+if (a.backend === undefined) {
+  a.backend = installedBackends().includes('tensorflow') ? 'tensorflow' : 'wasm'
+  if (a.backend === 'wasm' && !a.url) progress('NOTE: the tensorflow backend is not built here (npm run setup:tensorflow builds it); benchmarking the embedded wasm backend, which is several times slower on the big workloads')
+}
+if (!target) server = await startServer({ backend: a.backend, workers: Number(a.workers), log: progress })
 const where = target ?? { url: server!.url, pid: server!.pid }
 const rows: Row[] = []
 const refs = new Map<string, LossResult>()
