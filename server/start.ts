@@ -13,7 +13,13 @@ try {
   process.exit(2)
 }
 
-const app = await buildServer(config)
+/** A start-up failure (data directory, port in use) as one line, not a stack trace. */
+function cannotStart (err: unknown): never {
+  process.stderr.write(`ssl-loss-server: cannot start: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+}
+
+const app = await buildServer(config).catch(cannotStart)
 app.log.info({ config: describeConfig(config) }, 'configuration')
 
 let stopping = false
@@ -36,7 +42,10 @@ async function shutdown (signal: string): Promise<void> {
 process.on('SIGTERM', () => { void shutdown('SIGTERM') })
 process.on('SIGINT', () => { void shutdown('SIGINT') })
 
-await app.listen({ host: config.host, port: config.port })
+await app.listen({ host: config.host, port: config.port }).catch(async err => {
+  await app.close().catch(() => undefined) // the workers started; stop them before exiting
+  cannotStart(err)
+})
 app.pool.ready().then(
   () => {
     const b = app.pool.backend()

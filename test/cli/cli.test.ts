@@ -4,6 +4,8 @@
 // and the state export -> import -> export round trip against a real server.
 import t from 'tap'
 import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -83,6 +85,26 @@ t.test('unknown command or flag: usage on stderr, exit 2', async t => {
     t.match(r.err, err, `${argv.join(' ')}: stderr`)
     t.equal(r.out, '', `${argv.join(' ')}: nothing on stdout`)
   }
+})
+
+t.test('serve that cannot start (unusable data directory, port in use) exits 1 with one line naming why, no stack trace', async t => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssl-cli-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'a-file')
+  fs.writeFileSync(file, 'x')
+  const bad = await runBin(['serve', '--port', '0', '--backend', 'wasm', '--workers', '1', '--log-level', 'warn', '--data-dir', path.join(file, 'data')])
+  t.equal(bad.code, 1)
+  t.match(bad.err, /^ssl-loss-server: cannot start: the data directory .*a-file\/data \(--data-dir\) cannot be used \(ENOTDIR/)
+  t.notMatch(bad.err, /\n\s+at /, 'no stack trace')
+
+  const blocker = net.createServer()
+  await new Promise<void>(resolve => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise(resolve => blocker.close(resolve)))
+  const port = (blocker.address() as net.AddressInfo).port
+  const busy = await runBin(['serve', '--port', String(port), '--backend', 'wasm', '--workers', '1', '--log-level', 'warn', '--data-dir', path.join(dir, 'data')])
+  t.equal(busy.code, 1)
+  t.match(busy.err, /ssl-loss-server: cannot start: listen EADDRINUSE/)
+  t.notMatch(busy.err, /\n\s+at /, 'no stack trace')
 })
 
 t.test('the bin: --help exits 0, an unknown command 2, bench --bogus 2', async t => {
