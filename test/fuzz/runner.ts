@@ -101,8 +101,15 @@ export class Stream {
   close (): void { this.ws?.terminate() }
 }
 
-async function wsCase (stream: Stream, c: FuzzCase): Promise<{ status: string, code?: string, problem?: string }> {
-  const m = await withTimeout(stream.send(c.bytes), `frame ${c.index}`)
+export type Outcome = { status: string, code?: string, problem?: string }
+
+/**
+ * One stream frame sent and its answer judged: a close (1009 is the payload limit, anything
+ * else a problem), an unreadable frame, an ok answer (checked by `ok`), or an error that must
+ * be a catalogued 4xx with the API.md body.
+ */
+export async function frameOutcome (stream: Stream, bytes: Buffer, index: number, ok: (result: any) => string | undefined): Promise<Outcome> {
+  const m = await withTimeout(stream.send(bytes), `frame ${index}`)
   if (m.close !== undefined) return { status: `close ${m.close}`, ...(m.close === 1009 ? {} : { problem: `the server closed the stream with ${m.close}` }) }
   let a: any
   try {
@@ -110,11 +117,15 @@ async function wsCase (stream: Stream, c: FuzzCase): Promise<{ status: string, c
   } catch (err) {
     return { status: 'unreadable', problem: `unreadable answer frame: ${(err as Error).message}` }
   }
-  if (a?.ok === true) return { status: '200', ...maybe(checkResult(c, a.result)) }
+  if (a?.ok === true) return { status: '200', ...maybe(ok(a.result)) }
   const code = a?.error?.code
   const status = ERROR_STATUS[code as ErrorCode] ?? 0
   if (status >= 500) return { status: String(status), code, problem: `${code}: ${a.error.message}` }
   return { status: String(status), code, ...maybe(checkError(a?.error, status)) }
+}
+
+async function wsCase (stream: Stream, c: FuzzCase): Promise<Outcome> {
+  return await frameOutcome(stream, c.bytes, c.index, result => checkResult(c, result))
 }
 
 export interface FuzzRunOptions {

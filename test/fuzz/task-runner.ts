@@ -7,13 +7,10 @@
 // (every instance's id, step and exported state, workers' live tensors) and ends by comparing:
 // the sentinels bit-identical, the same instances listed, live tensors unchanged.
 import type { FastifyInstance } from 'fastify'
-import { ERROR_STATUS, type ErrorCode } from '../../src/errors.ts'
-import { decode } from '../../src/wire/msgpack.ts'
 import { TASK_ID } from '../../schemas/task.ts'
-import { checkError, parseBody, Stream, withTimeout, type FuzzStats } from './runner.ts'
+import { checkError, frameOutcome, parseBody, Stream, withTimeout, type FuzzStats, type Outcome } from './runner.ts'
 import { makeTaskCase, TASK_CPC_CONFIG, type TaskCase, type TaskTargets } from './task-generators.ts'
 
-type Outcome = { status: string, code?: string, problem?: string }
 const maybe = (problem: string | undefined): { problem?: string } => (problem ? { problem } : {})
 
 async function create (app: FastifyInstance, body: object): Promise<string> {
@@ -82,23 +79,11 @@ async function httpCase (app: FastifyInstance, c: TaskCase): Promise<Outcome> {
 }
 
 async function wsCase (stream: Stream, c: TaskCase): Promise<Outcome> {
-  const m = await withTimeout(stream.send(c.bytes!), `frame ${c.index}`)
-  if (m.close !== undefined) return { status: `close ${m.close}`, ...(m.close === 1009 ? {} : { problem: `the server closed the stream with ${m.close}` }) }
-  let a: any
-  try {
-    a = decode(m.data!)
-  } catch (err) {
-    return { status: 'unreadable', problem: `unreadable answer frame: ${(err as Error).message}` }
-  }
-  if (a?.ok === true) {
-    if (c.mustFail) return { status: '200', problem: `answered ok to a frame that '${c.mutation}' makes invalid` }
-    const loss = a.result?.loss
-    return { status: '200', ...maybe(typeof loss === 'number' && Number.isFinite(loss) ? undefined : `ok with loss ${String(loss)}`) }
-  }
-  const code = a?.error?.code
-  const status = ERROR_STATUS[code as ErrorCode] ?? 0
-  if (status >= 500) return { status: String(status), code, problem: `${code}: ${a.error.message}` }
-  return { status: String(status), code, ...maybe(checkError(a?.error, status)) }
+  return await frameOutcome(stream, c.bytes!, c.index, result => {
+    if (c.mustFail) return `answered ok to a frame that '${c.mutation}' makes invalid`
+    const loss = result?.loss
+    return typeof loss === 'number' && Number.isFinite(loss) ? undefined : `ok with loss ${String(loss)}`
+  })
 }
 
 export interface TaskFuzzOptions {
