@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import { LossServerError } from '../../src/errors.ts'
-import { decode, encodeParts, JOIN_BELOW_BYTES } from '../../src/wire/msgpack.ts'
+import { asBuffer, decode, encodeForWrite } from '../../src/wire/msgpack.ts'
 import { requestForm, responseForm, type WireForm } from '../../src/wire/content-type.ts'
 
 declare module 'fastify' {
@@ -22,15 +22,13 @@ export function answerForm (request: FastifyRequest): WireForm {
 }
 
 /**
- * A msgpack answer as Fastify's payload. A large one (tensors of a Bolts-size request) is a
- * stream of parts: the structure in small buffers and every gradient a view of the worker's
- * result memory, written in order with an exact Content-Length, never one answer-sized copy
- * (docs/performance.md). A small one (JOIN_BELOW_BYTES) is joined once.
+ * A msgpack answer as Fastify's payload: one buffer when small, else a stream of its parts
+ * (every gradient a view of the worker's result memory) with an exact Content-Length, never
+ * one answer-sized copy (encodeForWrite; docs/performance.md).
  */
 export function msgpackPayload (reply: FastifyReply, value: unknown): Buffer | Readable {
-  const { parts, byteLength } = encodeParts(value)
-  if (parts.length === 1) return Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength)
-  if (byteLength < JOIN_BELOW_BYTES) return Buffer.concat(parts, byteLength)
+  const { parts, byteLength } = encodeForWrite(value)
+  if (parts.length === 1) return asBuffer(parts[0])
   reply.header('content-length', byteLength)
   return Readable.from(parts, { objectMode: false })
 }

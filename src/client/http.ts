@@ -5,7 +5,7 @@
 // for node:http (64 KB up and down over loopback, p50), a third of a small request's budget.
 import http from 'node:http'
 import https from 'node:https'
-import { decode, encodeParts, JOIN_BELOW_BYTES, type EncodedParts } from '../wire/msgpack.ts'
+import { decode, encodeForWrite, type EncodedParts } from '../wire/msgpack.ts'
 import type { WireForm } from '../wire/tensor-codec.ts'
 import { LossClientError, fromErrorBody } from './errors.ts'
 import { parseRetryAfter, withRetries, type RetryPolicy } from './retry.ts'
@@ -39,9 +39,6 @@ type Payload = Uint8Array | string | EncodedParts
 function chunksOf (payload: Payload): { chunks: Uint8Array[], byteLength: number } {
   if (typeof payload === 'string') { const b = Buffer.from(payload, 'utf8'); return { chunks: [b], byteLength: b.byteLength } }
   if (payload instanceof Uint8Array) return { chunks: [payload], byteLength: payload.byteLength }
-  // a small msgpack body is joined (one write); a large one goes out as its parts, the
-  // tensors as views of the caller's arrays
-  if (payload.parts.length > 1 && payload.byteLength < JOIN_BELOW_BYTES) return { chunks: [Buffer.concat(payload.parts, payload.byteLength)], byteLength: payload.byteLength }
   return { chunks: payload.parts, byteLength: payload.byteLength }
 }
 
@@ -125,10 +122,10 @@ export async function call<T> (http: HttpOptions, c: Call, decodeAnswer: (v: unk
     payload = c.body
     headers['content-type'] = 'application/octet-stream'
   } else if (c.body !== undefined) {
-    // msgpack: the parts of the body (tensor bytes are views of the caller's arrays, each
-    // 4-byte aligned in the body so the server computes on them in place), streamed with an
-    // exact Content-Length; never copied into one body-sized buffer
-    payload = http.form === 'msgpack' ? encodeParts(c.body) : JSON.stringify(c.body)
+    // msgpack: a small body joined, a large one as its parts (tensor bytes are views of the
+    // caller's arrays, each 4-byte aligned in the body so the server computes on them in
+    // place), streamed with an exact Content-Length; never copied into one body-sized buffer
+    payload = http.form === 'msgpack' ? encodeForWrite(c.body) : JSON.stringify(c.body)
     headers['content-type'] = MEDIA[http.form]
   }
   const encodeMs = now() - t0

@@ -4,7 +4,7 @@
 // socket and TCP pushes back, instead of piling up here. An error answers its own frame and
 // keeps the connection; a dropped connection cancels what still waits for a worker.
 import { LossServerError } from '../errors.ts'
-import { decode, encode, encodeParts, JOIN_BELOW_BYTES } from '../wire/msgpack.ts'
+import { asBuffer, decode, encode, encodeForWrite } from '../wire/msgpack.ts'
 import { zodToError } from '../compute/evaluate.ts'
 import { streamFrameEnvelope, type StreamFrameEnvelope } from '../../schemas/stream.ts'
 
@@ -120,18 +120,12 @@ export class StreamSession {
     this.inFlight.delete(key)
     let byteLength: number
     try {
-      if (this.socket.sendFragments) {
-        // the structure in small pieces, each gradient a view of the worker's result memory
-        const encoded = encodeParts(answer)
-        byteLength = encoded.byteLength
-        if (encoded.parts.length === 1) this.socket.send(toBuffer(encoded.parts[0]))
-        else if (byteLength < JOIN_BELOW_BYTES) this.socket.send(Buffer.concat(encoded.parts, byteLength))
-        else this.socket.sendFragments(encoded.parts)
-      } else {
-        const bytes = encode(answer)
-        byteLength = bytes.byteLength
-        this.socket.send(bytes)
-      }
+      const encoded = encodeForWrite(answer)
+      byteLength = encoded.byteLength
+      const { parts } = encoded
+      if (parts.length === 1) this.socket.send(asBuffer(parts[0]))
+      else if (this.socket.sendFragments) this.socket.sendFragments(parts)
+      else this.socket.send(Buffer.concat(parts, byteLength))
     } catch (err) {
       this.answerError(frame.id, frame.kind ?? frame.task, err, t0)
       this.next()
@@ -193,10 +187,6 @@ export class StreamSession {
 function ownedBuffer (data: Buffer): ArrayBuffer | undefined {
   const buf = data.buffer
   return buf instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buf.byteLength ? buf : undefined
-}
-
-function toBuffer (b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }
 
 /** The id of an unreadable or invalid frame, when one can be read at all (else null). */

@@ -90,6 +90,22 @@ export const VIEW_BYTES = 1 << 12
  */
 export const JOIN_BELOW_BYTES = 1 << 20
 
+/**
+ * A body ready to write (an HTTP answer or request, a WebSocket message): a small one
+ * (JOIN_BELOW_BYTES) joined into ONE part, one write or one frame; a large one as the parts
+ * of encodeParts, its tensors views of the value's memory, never copied into one buffer.
+ */
+export function encodeForWrite (value: unknown): EncodedParts {
+  const encoded = encodeParts(value)
+  if (encoded.parts.length > 1 && encoded.byteLength < JOIN_BELOW_BYTES) return { parts: [Buffer.concat(encoded.parts, encoded.byteLength)], byteLength: encoded.byteLength }
+  return encoded
+}
+
+/** A Buffer over the same memory (no copy). */
+export function asBuffer (b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
 export interface EncodedParts {
   /** the body, in order: small msgpack pieces and VIEWS of the value's large bins (not copies) */
   parts: Uint8Array[]
