@@ -132,20 +132,28 @@ export const MSGPACK = { 'content-type': 'application/msgpack' }
 export interface RealServer { child: ChildProcess, url: string, log: () => string, exited: Promise<number | null> }
 
 /**
- * The real entry (`server/start.ts`) as a child process on a free port with `args` (wasm, one
- * worker unless args say otherwise), ready when its workers are warm; killed at teardown.
+ * A spawned server's stdout and stderr collected, once its workers are warm (it is killed at
+ * teardown); throws with its output when it exits first.
  */
-export async function startRealServer (t: Teardown, args: string[]): Promise<RealServer> {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', 'wasm', '--workers', '1', '--port', '0', '--log-level', 'info', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+export async function whenReady (t: Teardown, child: ChildProcess): Promise<RealServer> {
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let log = ''
   child.stdout!.on('data', d => { log += d })
   child.stderr!.on('data', d => { log += d })
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
   await until(() => /workers warm: ready/.test(log) || child.exitCode !== null, 'the server to be ready', 120_000)
-  if (child.exitCode !== null) throw new Error(`the server exited: ${log}`)
+  if (child.exitCode !== null) throw new Error(`the server exited ${child.exitCode}: ${log}`)
   return { child, url: /Server listening at (http:\/\/[\d.:]+)/.exec(log)![1], log: () => log, exited }
+}
+
+/**
+ * The real entry (`server/start.ts`) as a child process on a free port with `args` (wasm, one
+ * worker unless args say otherwise), ready when its workers are warm; killed at teardown.
+ */
+export async function startRealServer (t: Teardown, args: string[]): Promise<RealServer> {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/start.ts', '--backend', 'wasm', '--workers', '1', '--port', '0', '--log-level', 'info', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  return await whenReady(t, child)
 }
 
 /** Opens a WebSocket to `${url}/v1/stream` and collects its answers by id. */

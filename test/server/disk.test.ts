@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url'
 import { TEMP_PATTERN } from '../../src/store/checkpoint.ts'
 import { readSafetensors } from '../../src/store/safetensors.ts'
 import { loadFixtures } from '../helpers/fixtures.ts'
-import { until, type RealServer } from '../helpers/server.ts'
+import { whenReady, type RealServer } from '../helpers/server.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CONFIG = { num_input_channels: 3, target_dim: 4, hidden_channels: 16, num_blocks: 1 }
@@ -59,20 +59,14 @@ interface NsServer extends RealServer {
 async function startOnTmpfs (t: Test, dataDir: string, mountOptions = 'size=2m'): Promise<NsServer> {
   const script = 'mount -t tmpfs -o "$1" tmpfs "$2" && exec "$3" --import tsx server/start.ts --data-dir "$2" --backend wasm --workers 1 --port 0 --log-level info'
   const child = spawn('unshare', ['-m', 'sh', '-c', script, 'sh', mountOptions, dataDir, process.execPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let log = ''
-  child.stdout!.on('data', d => { log += d })
-  child.stderr!.on('data', d => { log += d })
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  await until(() => /workers warm: ready/.test(log) || child.exitCode !== null, 'the server to be ready', 120_000)
-  if (child.exitCode !== null) throw new Error(`the server exited ${child.exitCode}: ${log}`)
+  const server = await whenReady(t, child)
   // unshare and sh exec, so the child's pid is the server's
   const inside = (name = ''): string => path.join(`/proc/${child.pid}/root`, dataDir, name)
   const remount = (mode: 'ro' | 'rw'): void => {
     const r = spawnSync('nsenter', ['-t', String(child.pid), '-m', 'mount', '-o', `remount,${mode}`, dataDir], { encoding: 'utf8' })
     if (r.status !== 0) throw new Error(`remount ${mode}: ${r.stderr}`)
   }
-  return { child, url: /Server listening at (http:\/\/[\d.:]+)/.exec(log)![1], log: () => log, exited, inside, remount }
+  return { ...server, inside, remount }
 }
 
 async function call (url: string, init: RequestInit = {}): Promise<{ status: number, body: any, bytes: Buffer, headers: Headers }> {
