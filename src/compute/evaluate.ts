@@ -62,6 +62,18 @@ export function prepare (kindName: string, body: DecodedBody): PreparedRequest {
 
   const inputs = body.inputs
   if (inputs === undefined || inputs === null || typeof inputs !== 'object') throw new LossServerError('invalid_body', `'inputs' is required for kind '${kind.name}'`, ['inputs'])
+  checkInputForms(kind, inputs)
+  if (body.params !== undefined && !kind.hasParams) throw new LossServerError('invalid_body', `kind '${kind.name}' takes no params`, ['params'])
+
+  checkFiniteTree(inputs, ['inputs'])
+  if (body.params) checkFiniteTree(body.params, ['params'])
+
+  kind.check(config.data, inputs, body.params, options.data as PreparedOptions)
+  return { kind: kind.name, config: config.data, inputs, ...(body.params ? { params: body.params } : {}), options: options.data as PreparedOptions }
+}
+
+/** Every input the kind takes is there, in its form (one tensor or a list), and no other. */
+export function checkInputForms (kind: KindSpec, inputs: Inputs): void {
   for (const [name, form] of Object.entries(kind.inputs)) {
     const v = inputs[name]
     if (v === undefined) throw new LossServerError('invalid_body', `inputs.${name} is required for kind '${kind.name}'`, ['inputs', name])
@@ -71,16 +83,14 @@ export function prepare (kindName: string, body: DecodedBody): PreparedRequest {
   for (const name of Object.keys(inputs)) {
     if (!(name in kind.inputs)) throw new LossServerError('invalid_body', `unknown input '${name}' for kind '${kind.name}'; expected ${Object.keys(kind.inputs).join(', ')}`, ['inputs', name])
   }
-  if (body.params !== undefined && !kind.hasParams) throw new LossServerError('invalid_body', `kind '${kind.name}' takes no params`, ['params'])
-
-  eachTensor(inputs, ['inputs'], checkFinite)
-  if (body.params) eachTensor(body.params, ['params'], checkFinite)
-
-  kind.check(config.data, inputs, body.params, options.data as PreparedOptions)
-  return { kind: kind.name, config: config.data, inputs, ...(body.params ? { params: body.params } : {}), options: options.data as PreparedOptions }
 }
 
-export function eachTensor (tree: Record<string, HostTensor | HostTensor[]>, prefix: RequestPath, fn: (t: HostTensor, path: RequestPath) => void): void {
+/** The first NaN or ±Infinity of a tree of tensors is non_finite, naming its path and element. */
+export function checkFiniteTree (tree: Record<string, HostTensor | HostTensor[]>, prefix: RequestPath): void {
+  eachTensor(tree, prefix, checkFinite)
+}
+
+function eachTensor (tree: Record<string, HostTensor | HostTensor[]>, prefix: RequestPath, fn: (t: HostTensor, path: RequestPath) => void): void {
   for (const [name, v] of Object.entries(tree)) {
     if (Array.isArray(v)) v.forEach((t, i) => fn(t, [...prefix, name, i]))
     else fn(v, [...prefix, name])

@@ -5,8 +5,7 @@
 // are checked here, and z against the config in the worker (src/store/held.ts, with the
 // same checkCpc) before anything is computed.
 import { LossServerError } from '../errors.ts'
-import { eachTensor, optionsSchemaOf, prepare, zodToError, type PreparedOptions, type PreparedRequest } from '../compute/evaluate.ts'
-import { firstNonFinite } from '../compute/finite.ts'
+import { checkFiniteTree, checkInputForms, optionsSchemaOf, prepare, zodToError, type PreparedOptions, type PreparedRequest } from '../compute/evaluate.ts'
 import { getKind } from '../tasks/registry.ts'
 import type { Inputs } from '../tasks/types.ts'
 import type { InstanceMeta } from './instance.ts'
@@ -25,18 +24,8 @@ export function prepareTaskRequest (meta: InstanceMeta, inputs: Inputs, options:
   } else {
     const parsed = optionsSchemaOf(kind).safeParse(options ?? {})
     if (!parsed.success) throw zodToError(parsed.error, ['options'], 'invalid_body')
-    for (const [name, form] of Object.entries(kind.inputs)) {
-      const v = inputs[name]
-      if (v === undefined) throw new LossServerError('invalid_body', `inputs.${name} is required for kind '${kind.name}'`, ['inputs', name])
-      if ((form === 'list') !== Array.isArray(v)) throw new LossServerError('invalid_body', `inputs.${name} must be ${form === 'list' ? 'a list of tensors' : 'one tensor'} for kind '${kind.name}'`, ['inputs', name])
-    }
-    for (const name of Object.keys(inputs)) {
-      if (!(name in kind.inputs)) throw new LossServerError('invalid_body', `unknown input '${name}' for kind '${kind.name}'; expected ${Object.keys(kind.inputs).join(', ')}`, ['inputs', name])
-    }
-    eachTensor(inputs, ['inputs'], (t, path) => {
-      const i = firstNonFinite(t.data)
-      if (i >= 0) throw new LossServerError('non_finite', `${path.join('.')} has ${t.data[i]} at flat index ${i}`, [...path, 'data', i])
-    })
+    checkInputForms(kind, inputs)
+    checkFiniteTree(inputs, ['inputs'])
     request = { kind: kind.name, config: meta.config, inputs, options: parsed.data as PreparedOptions }
   }
   const update = request.options.update ?? meta.optimizer !== null
